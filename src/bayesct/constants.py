@@ -1,0 +1,73 @@
+"""Shared vocabulary and the package-wide defaults.
+
+Every column name, marker name, period label and interval width used anywhere in
+bayesct is defined here once, so that the data layer, the classical tables, the
+model and the report all speak the same language.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Probability mass of every credible interval bayesct reports (median [95% CrI]).
+CI_PROB: Final[float] = 0.95
+
+#: Maximum of the semi-quantitative chest CT score (6 lung zones x 0-4).
+CT_MAX: Final[int] = 24
+
+PATIENT: Final[str] = "patient_id"
+DAY: Final[str] = "day"
+CT: Final[str] = "ct_score"
+DIED: Final[str] = "died"
+PERIOD: Final[str] = "period"
+
+#: Laboratory markers of the input contract, in the order the package reports them.
+LABS: Final[tuple[str, ...]] = (
+    "nlr",
+    "lymphocyte_count",
+    "lymphocyte_pct",
+    "neutrophil_pct",
+    "d_dimer",
+    "ldh",
+    "esr",
+)
+#: Labs that are percentages, bounded in [0, 100].
+PCT_LABS: Final[frozenset[str]] = frozenset({"lymphocyte_pct", "neutrophil_pct"})
+#: Visit-level columns used only to derive NLR when ``nlr`` itself is absent.
+DERIVATION_COLUMNS: Final[tuple[str, ...]] = ("neutrophil_count",)
+
+#: All serial markers in reporting order: the CT score first, then the labs.
+MARKERS: Final[tuple[str, ...]] = (CT, *LABS)
+
+#: Human-readable names, for tables and figures.
+MARKER_LABELS: Final[dict[str, str]] = {
+    CT: "CT score",
+    "nlr": "NLR",
+    "lymphocyte_count": "Lymphocyte count (G/L)",
+    "lymphocyte_pct": "Lymphocyte %",
+    "neutrophil_pct": "Neutrophil %",
+    "d_dimer": "D-dimer (mg/L)",
+    "ldh": "LDH (U/L)",
+    "esr": "ESR (mm/h)",
+}
+
+#: Periods since symptom onset, exactly as the paper labels them.
+PERIOD_LABELS: Final[tuple[str, ...]] = ("0-5", "6-10", "11-15", "16-20", ">20")
+#: Right-closed upper edges of the periods: day <= 5 is "0-5", 5 < day <= 10 is "6-10", ...
+PERIOD_EDGES: Final[tuple[float, ...]] = (5.0, 10.0, 15.0, 20.0)
+
+#: Outcome group labels used in tables.
+GROUP_LABELS: Final[dict[int, str]] = {0: "survivor", 1: "nonsurvivor"}
+
+#: The paper's colour bands for the mortality grid (upper edges, right-open).
+RISK_BANDS: Final[tuple[tuple[str, float, float], ...]] = (
+    ("green", 0.0, 0.05),
+    ("yellow", 0.05, 0.30),
+    ("red", 0.30, 0.50),
+    ("blue", 0.50, 1.0000001),
+)
+
+#: Convergence gates every fit is judged by.
+GATE_RHAT_MAX: Final[float] = 1.01
+GATE_ESS_MIN: Final[float] = 400.0
+GATE_BFMI_MIN: Final[float] = 0.3

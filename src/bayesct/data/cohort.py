@@ -1,0 +1,182 @@
+"""The validated :class:`Cohort`: the one object every later stage trusts.
+
+A cohort is two tables:
+
+``visits``
+    One row per patient-visit, sorted by patient then day, with the columns
+    ``patient_id`` (str), ``day`` (float, days since symptom onset, >= 0),
+    ``period`` (ordered categorical, :data:`bayesct.constants.PERIOD_LABELS`),
+    ``ct_score`` (float holding integers 0-24, NaN where no CT that day) and one
+    float column per lab present (NaN where not drawn).
+``patients``
+    One row per patient, indexed by ``patient_id`` (str) in the visits' order,
+    with ``died`` (int 0/1) and any patient-level covariates (``age``, ``sex``,
+    symptoms, comorbidities, treatments ...).
+
+Construct one with :func:`bayesct.data.read_cohort` (files) or
+:meth:`Cohort.from_frames` (in-memory tables); both validate. The constructor
+itself does not validate: it is for code that already holds valid tables, such
+as the simulator and the posterior predictive replication, which only swap
+marker values on a fixed design (:meth:`Cohort.with_values`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bayesct.constants import CT, DAY, DIED, LABS, MARKERS, PATIENT, PERIOD, PERIOD_EDGES, PERIOD_LABELS
+
+
+def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical:
+    """Label days since onset with the paper's periods.
+
+    ``day <= 5`` is ``"0-5"``, ``5 < day <= 10`` is ``"6-10"``, and so on;
+    ``day > 20`` is ``">20"``.
+    """
+    values = np.asarray(day, dtype=float)
+    codes = np.searchsorted(np.asarray(PERIOD_EDGES), values, side="left")
+    return pd.Categorical.from_codes(codes, categories=list(PERIOD_LABELS), ordered=True)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Validated serial CT and lab data of a cohort of patients.
+
+    Attributes
+    ----------
+    visits, patients
+        See the module docstring for their exact layout.
+    source
+        Where the data came from (a file path, ``"simulated"``, ...).
+    notes
+        Human-readable notes about rows excluded or values derived by design
+        (for example "NLR derived from neutrophil and lymphocyte counts").
+    """
+
+    visits: pd.DataFrame
+    patients: pd.DataFrame
+    source: str = "<DataFrame>"
+    notes: tuple[str, ...] = field(default=())
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    def from_frames(
+        cls,
+        visits: pd.DataFrame,
+        patients: pd.DataFrame | None = None,
+        *,
+        source: str = "<DataFrame>",
+        patient_source: str | None = None,
+    ) -> Cohort:
+        """Validate raw tables and build a cohort (see :func:`bayesct.data.validate.build_cohort`)."""
+        from bayesct.data.validate import build_cohort
+
+        return build_cohort(visits, patients, source=source, patient_source=patient_source)
+
+    # -- shape ------------------------------------------------------------
+    @property
+    def patient_ids(self) -> pd.Index:
+        return self.patients.index
+
+    @property
+    def n_patients(self) -> int:
+        return int(len(self.patients))
+
+    @property
+    def n_visits(self) -> int:
+        return int(len(self.visits))
+
+    @property
+    def n_scans(self) -> int:
+        """Number of visits with a CT score."""
+        return int(self.visits[CT].notna().sum()) if CT in self.visits else 0
+
+    @property
+    def n_deaths(self) -> int:
+        return int(self.patients[DIED].sum())
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        """Markers with at least one observed value, CT score first."""
+        return tuple(m for m in MARKERS if m in self.visits and self.visits[m].notna().any())
+
+    @property
+    def labs(self) -> tuple[str, ...]:
+        """Labs with at least one observed value, in reporting order."""
+        return tuple(m for m in LABS if m in self.markers)
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """Patient-level columns other than ``died``."""
+        return tuple(c for c in self.patients.columns if c != DIED)
+
+    # -- views --------------------------------------------------------------
+    def merged(self) -> pd.DataFrame:
+        """Visits with the patient-level columns joined on (a copy)."""
+        return self.visits.join(self.patients, on=PATIENT)
+
+    def scans(self) -> pd.DataFrame:
+        """Visits with a CT score, with ``died`` joined on."""
+        out = self.visits.loc[self.visits[CT].notna()].join(self.patients[[DIED]], on=PATIENT)
+        return out
+
+    def admission(self) -> pd.DataFrame:
+        """Each patient's first visit (the admission labs), with patient columns."""
+        first = self.visits.groupby(PATIENT, sort=False).head(1)
+        return first.join(self.patients, on=PATIENT).set_index(PATIENT)
+
+    def observed(self, marker: str) -> pd.DataFrame:
+        """Long table of one marker where it is observed: patient_id, day, period, value."""
+        if marker not in self.visits:
+            raise KeyError(f"marker '{marker}' is not in this cohort; present: {', '.join(self.markers)}")
+        rows = self.visits.loc[self.visits[marker].notna(), [PATIENT, DAY, PERIOD, marker]]
+        return rows.rename(columns={marker: "value"})
+
+    def to_frame(self) -> pd.DataFrame:
+        """One long table (visits with patient columns), the input contract's layout."""
+        out = self.merged().drop(columns=[PERIOD])
+        return out.reset_index(drop=True)
+
+    # -- derivation -------------------------------------------------------
+    def with_values(self, values: Mapping[str, np.ndarray], *, source: str | None = None) -> Cohort:
+        """A cohort on the same design with some columns replaced.
+
+        Keys are marker columns of ``visits`` (arrays aligned with its rows;
+        NaN keeps a value missing) or ``died`` (an array aligned with
+        ``patients``). Used by the posterior predictive replication, which must
+        not pay for re-validation on every replicate.
+        """
+        visits = self.visits.copy()
+        patients = self.patients
+        for key, arr in values.items():
+            if key == DIED:
+                patients = patients.copy()
+                patients[DIED] = np.asarray(arr, dtype=np.int64)
+            else:
+                if key not in MARKERS:
+                    raise KeyError(f"'{key}' is not a marker")
+                visits[key] = np.asarray(arr, dtype=float)
+        return Cohort(visits, patients, source=source or self.source, notes=self.notes)
+
+    def summary(self) -> str:
+        """A few lines describing the cohort."""
+        lines = [
+            f"Cohort from {self.source}",
+            f"  patients: {self.n_patients} ({self.n_deaths} died)",
+            f"  visits: {self.n_visits}; CT scans: {self.n_scans}",
+            f"  markers: {', '.join(self.markers)}",
+        ]
+        if self.covariates:
+            lines.append(f"  patient covariates: {', '.join(self.covariates)}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"Cohort(source={self.source!r}, patients={self.n_patients}, deaths={self.n_deaths}, "
+            f"visits={self.n_visits}, scans={self.n_scans}, markers={self.markers})"
+        )
