@@ -31,7 +31,7 @@ import pandas as pd
 from bayesct.constants import CT, DAY, DIED, LABS, MARKERS, PATIENT, PERIOD, PERIOD_EDGES, PERIOD_LABELS
 
 
-def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical:
+def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical[str]:
     """Label days since onset with the paper's periods.
 
     ``day <= 5`` is ``"0-5"``, ``5 < day <= 10`` is ``"6-10"``, and so on;
@@ -39,7 +39,7 @@ def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical:
     """
     values = np.asarray(day, dtype=float)
     codes = np.searchsorted(np.asarray(PERIOD_EDGES), values, side="left")
-    return pd.Categorical.from_codes(codes, categories=list(PERIOD_LABELS), ordered=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(PERIOD_LABELS)), ordered=True)
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,11 @@ class Cohort:
 
     @property
     def n_patients(self) -> int:
-        return int(len(self.patients))
+        return len(self.patients)
 
     @property
     def n_visits(self) -> int:
-        return int(len(self.visits))
+        return len(self.visits)
 
     @property
     def n_scans(self) -> int:

@@ -1,0 +1,151 @@
+"""Convergence gates: R-hat, bulk and tail ESS, divergences, E-BFMI.
+
+Computed here for every sampler, because PyMC's own warnings do not run on the
+nutpie path. A fit that misses a gate is reported loudly, with the gate and
+advice, everywhere it is shown.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from bayesct.constants import GATE_BFMI_MIN, GATE_ESS_MIN, GATE_RHAT_MAX
+from bayesct.errors import ConvergenceWarning
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence summary of one fit (``diagnostics.json``)."""
+
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+    bfmi_min: float
+    passed: bool
+    sampler: str
+    draws: int
+    chains: int
+    wall_seconds: float
+    worst: dict[str, str] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Diagnostics:
+        keys = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    def message(self) -> str:
+        """One paragraph: the gate values, and for a failed fit the gates missed and what to do."""
+        head = (
+            f"R-hat max {self.rhat_max:.3f}, bulk ESS min {self.ess_bulk_min:.0f}, "
+            f"tail ESS min {self.ess_tail_min:.0f}, divergences {self.divergences}, "
+            f"E-BFMI min {self.bfmi_min:.2f} ({self.chains} chains x {self.draws} draws, {self.sampler}, "
+            f"{self.wall_seconds:.1f} s)"
+        )
+        if self.passed:
+            return f"Convergence gates passed: {head}."
+        return "CONVERGENCE GATES FAILED: " + head + ".\n" + "\n".join(f"  - {f}" for f in self.failures)
+
+
+def _min_over(ds: xr.Dataset) -> tuple[float, str]:
+    best, where = np.inf, ""
+    for name, da in ds.data_vars.items():
+        vals = np.asarray(da.values, dtype=float)
+        if vals.size == 0 or np.all(np.isnan(vals)):
+            continue
+        v = float(np.nanmin(vals))
+        if v < best:
+            best, where = v, str(name)
+    return best, where
+
+
+def _max_over(ds: xr.Dataset) -> tuple[float, str]:
+    best, where = -np.inf, ""
+    for name, da in ds.data_vars.items():
+        vals = np.asarray(da.values, dtype=float)
+        if vals.size == 0 or np.all(np.isnan(vals)):
+            continue
+        v = float(np.nanmax(vals))
+        if v > best:
+            best, where = v, str(name)
+    return best, where
+
+
+def gate_variables(posterior: xr.Dataset) -> list[str]:
+    """The posterior variables the gates are judged on: every stored variable but raw non-centred z's."""
+    return [str(v) for v in posterior.data_vars if not str(v).endswith("_z")]
+
+
+def compute_diagnostics(
+    posterior: xr.Dataset, sample_stats: xr.Dataset | None, *, sampler: str, wall_seconds: float,
+) -> Diagnostics:
+    """Judge a posterior against the gates (R-hat <= 1.01, ESS >= 400, 0 divergences, E-BFMI >= 0.3)."""
+    post = posterior[gate_variables(posterior)]
+    chains = int(post.sizes["chain"])
+    draws = int(post.sizes["draw"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat_max, rhat_var = _max_over(az.rhat(post)) if chains > 1 else (float("nan"), "")
+        ess_bulk, bulk_var = _min_over(az.ess(post, method="bulk"))
+        ess_tail, tail_var = _min_over(az.ess(post, method="tail"))
+    divergences = 0
+    bfmi_min = float("nan")
+    if sample_stats is not None:
+        for key in ("diverging", "divergences"):
+            if key in sample_stats:
+                divergences = int(np.asarray(sample_stats[key].values).sum())
+                break
+        if "energy" in sample_stats:
+            energy = np.asarray(sample_stats["energy"].values, dtype=float)
+            bfmi_min = float(np.min(_bfmi(energy)))
+    failures: list[str] = []
+    if chains < 2:
+        failures.append("R-hat needs at least 2 chains: run with --chains 4.")
+    elif not rhat_max <= GATE_RHAT_MAX:
+        failures.append(
+            f"R-hat {rhat_max:.3f} > {GATE_RHAT_MAX} (worst: {rhat_var}): chains disagree; "
+            "run longer (--tune, --draws) or more chains.")
+    if not ess_bulk >= GATE_ESS_MIN:
+        failures.append(
+            f"bulk ESS {ess_bulk:.0f} < {GATE_ESS_MIN:.0f} (worst: {bulk_var}): increase --draws or --chains.")
+    if not ess_tail >= GATE_ESS_MIN:
+        failures.append(
+            f"tail ESS {ess_tail:.0f} < {GATE_ESS_MIN:.0f} (worst: {tail_var}): increase --draws or --chains.")
+    if divergences > 0:
+        failures.append(
+            f"{divergences} divergent transitions: the posterior has regions the sampler cannot explore; "
+            "consider a simpler random-effects structure or tighter priors; do not trust the numbers.")
+    if not bfmi_min >= GATE_BFMI_MIN:
+        failures.append(
+            f"E-BFMI {bfmi_min:.2f} < {GATE_BFMI_MIN}: poor energy exploration (heavy tails or funnels); "
+            "reparameterise or tighten scale priors.")
+    return Diagnostics(
+        rhat_max=float(rhat_max), ess_bulk_min=float(ess_bulk), ess_tail_min=float(ess_tail),
+        divergences=divergences, bfmi_min=bfmi_min, passed=not failures, sampler=sampler, draws=draws,
+        chains=chains, wall_seconds=float(wall_seconds),
+        worst={"rhat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var}, failures=failures,
+    )
+
+
+def _bfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain from an energy array (chain, draw)."""
+    energy = np.atleast_2d(energy)
+    num = np.square(np.diff(energy, axis=1)).mean(axis=1)
+    den = np.var(energy, axis=1)
+    return num / den
+
+
+def warn_if_failed(diag: Diagnostics) -> None:
+    """Emit a :class:`ConvergenceWarning` for a fit that missed a gate."""
+    if not diag.passed:
+        warnings.warn(diag.message(), ConvergenceWarning, stacklevel=3)

@@ -1,0 +1,233 @@
+"""From a :class:`~bayesct.data.Cohort` and a :class:`ModelSpec` to model-ready arrays.
+
+Everything the PyMC graph, the posterior predictive replication and the risk
+queries need to agree on lives here once: marker transforms to the modelling
+scale, the spline basis of the population curves, the time transform of the
+random slopes, and the mortality covariate matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import BSpline
+
+from bayesct.constants import CT, CT_MAX, DAY, DIED, PATIENT, PCT_LABS
+from bayesct.data.cohort import Cohort
+from bayesct.errors import DataValidationError, SpecError
+from bayesct.modeling.spec import ModelSpec
+
+SPLINE_DEGREE = 3
+
+
+def to_model_scale(marker: str, values: np.ndarray) -> np.ndarray:
+    """Observed marker values on the scale the model works on.
+
+    Labs: log; percentages: logit of the proportion; CT score: empirical logit
+    ``logit((y + 0.5) / 25)`` (used only for centring and scaling priors; the CT
+    likelihood itself is on the counts).
+    """
+    v = np.asarray(values, dtype=float)
+    if marker == CT:
+        p = (v + 0.5) / (CT_MAX + 1.0)
+        return np.log(p / (1.0 - p))
+    if marker in PCT_LABS:
+        p = v / 100.0
+        return np.log(p / (1.0 - p))
+    return np.log(v)
+
+
+def from_model_scale(marker: str, eta: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_model_scale` for labs (the CT score's mean is 24·logistic(eta))."""
+    e = np.asarray(eta, dtype=float)
+    if marker == CT:
+        return CT_MAX / (1.0 + np.exp(-e))
+    if marker in PCT_LABS:
+        return 100.0 / (1.0 + np.exp(-e))
+    return np.exp(e)
+
+
+def spline_basis(days: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Cubic B-spline basis of the population curves at ``days`` (rows) — constant beyond the boundary."""
+    lo, hi = spec.boundary
+    t = np.clip(np.asarray(days, dtype=float), lo, hi)
+    knots = np.r_[[lo] * (SPLINE_DEGREE + 1), spec.knots, [hi] * (SPLINE_DEGREE + 1)]
+    if t.size == 0:
+        return np.zeros((0, n_basis(spec)))
+    basis = BSpline.design_matrix(t, knots, SPLINE_DEGREE, extrapolate=False).toarray()
+    return basis
+
+
+def n_basis(spec: ModelSpec) -> int:
+    return len(spec.knots) + SPLINE_DEGREE + 1
+
+
+def time_transform(days: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """g(t) = (t - time_centre) / time_scale, the covariate of the random slopes."""
+    return (np.asarray(days, dtype=float) - spec.time_centre) / spec.time_scale
+
+
+@dataclass(frozen=True)
+class MarkerData:
+    """Observed values of the markers, long format (one row per observed value)."""
+
+    patient: np.ndarray  # int index into Design.patient_ids
+    marker: np.ndarray  # int index into Design.markers
+    day: np.ndarray
+    value: np.ndarray  # CT: counts; labs: modelling scale
+
+
+@dataclass(frozen=True)
+class Design:
+    """Model-ready arrays of one cohort under one spec."""
+
+    spec: ModelSpec
+    patient_ids: np.ndarray
+    markers: tuple[str, ...]
+    ct: MarkerData
+    labs: MarkerData
+    marker_centre: np.ndarray  # per marker, modelling scale
+    marker_scale: np.ndarray  # per marker, modelling scale (SD, floored)
+    died: np.ndarray
+    covariate_names: tuple[str, ...]
+    covariates: np.ndarray  # (patient, covariate), scaled
+    covariate_centre: np.ndarray
+    covariate_scale: np.ndarray
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.patient_ids)
+
+    @property
+    def lab_names(self) -> tuple[str, ...]:
+        return self.markers[1:]
+
+    def coords(self) -> dict[str, list]:
+        return {
+            "patient": [str(p) for p in self.patient_ids],
+            "marker": list(self.markers),
+            "lab": list(self.lab_names),
+            "basis": list(range(n_basis(self.spec))),
+            "covariate": list(self.covariate_names),
+        }
+
+
+def covariate_matrix(
+    patients: pd.DataFrame, spec: ModelSpec, *, centre: np.ndarray | None = None,
+    scale: np.ndarray | None = None, source: str = "<DataFrame>",
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """Mortality covariates: ``sex`` becomes the indicator ``male``; numbers are centred and scaled.
+
+    Centre and scale come from ``mortality.scaling`` in the spec, else from the
+    data (mean and SD), else from the given arrays (when predicting for new
+    patients with a fitted model's constants).
+    """
+    names: list[str] = []
+    cols: list[np.ndarray] = []
+    cen: list[float] = []
+    sca: list[float] = []
+    for j, cov in enumerate(spec.covariates):
+        if cov == "sex" and "sex" not in patients.columns and "male" in patients.columns:
+            cov = "male"  # a 0/1 indicator given instead of sex
+        if cov not in patients.columns:
+            raise DataValidationError(
+                f"the model '{spec.name}' needs the patient covariate '{cov}', which the data lack",
+                file=source, column=cov,
+            )
+        raw = patients[cov]
+        if raw.isna().any():
+            pid = raw.index[raw.isna()][0]
+            raise DataValidationError(
+                f"patient {pid} has no value; the mortality covariates of model '{spec.name}' must be complete",
+                file=source, column=cov,
+            )
+        if cov == "sex":
+            x = (raw.astype(str) == "male").to_numpy(dtype=float)
+            name, c, s = "male", 0.0, 1.0
+        else:
+            x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+            if np.isnan(x).any():
+                raise DataValidationError(f"covariate '{cov}' must be numeric", file=source, column=cov)
+            name = cov
+            if cov == "male":
+                c, s = 0.0, 1.0
+            elif cov in spec.covariate_scaling:
+                c, s = spec.covariate_scaling[cov]
+            elif centre is not None and scale is not None:
+                c, s = float(centre[j]), float(scale[j])
+            else:
+                c, s = float(x.mean()), float(x.std()) or 1.0
+        names.append(name)
+        cols.append((x - c) / s)
+        cen.append(c)
+        sca.append(s)
+    n = len(patients)
+    mat = np.column_stack(cols) if cols else np.zeros((n, 0))
+    return tuple(names), mat, np.asarray(cen), np.asarray(sca)
+
+
+def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
+    """Arrays for the model of ``spec`` on ``cohort``; a clear error when the data cannot carry it."""
+    present = cohort.markers
+    if CT not in present:
+        raise DataValidationError("the data hold no CT score; every bayesct model needs one",
+                                  file=cohort.source, column=CT)
+    if spec.markers is None:
+        markers = present
+    else:
+        missing = [m for m in spec.markers if m not in present]
+        if missing:
+            raise SpecError(f"model '{spec.name}' needs markers the data lack: {', '.join(missing)}")
+        markers = spec.markers
+    if spec.structure == "full":
+        bad = [s for s in spec.slopes if s not in markers]
+        if bad:
+            raise SpecError(f"random_effects.slopes names markers not modelled: {', '.join(bad)}")
+
+    visits = cohort.visits
+    pids = cohort.patient_ids.to_numpy()
+    index = pd.Index(pids)
+    pidx = index.get_indexer(visits[PATIENT])
+
+    centre = np.zeros(len(markers))
+    scale = np.ones(len(markers))
+    lab_parts: list[tuple[np.ndarray, ...]] = []
+    ct_data = None
+    for k, m in enumerate(markers):
+        mask = visits[m].notna().to_numpy()
+        vals = visits[m].to_numpy(dtype=float)[mask]
+        z = to_model_scale(m, vals)
+        centre[k] = float(np.mean(z))
+        scale[k] = float(max(np.std(z), 0.1))
+        day = visits[DAY].to_numpy(dtype=float)[mask]
+        if m == CT:
+            ct_data = MarkerData(pidx[mask], np.zeros(mask.sum(), dtype=int), day, vals.astype(np.int64))
+        else:
+            lab_parts.append((pidx[mask], np.full(mask.sum(), k), day, z))
+    assert ct_data is not None  # CT presence checked above
+    if lab_parts:
+        labs = MarkerData(*(np.concatenate([p[i] for p in lab_parts]) for i in range(4)))
+    else:
+        labs = MarkerData(np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros(0))
+
+    died = cohort.patients[DIED].to_numpy(dtype=np.int64)
+    if spec.mortality:
+        names, X, cc, cs = covariate_matrix(cohort.patients, spec, source=cohort.source)
+    else:
+        names, X, cc, cs = (), np.zeros((len(pids), 0)), np.zeros(0), np.zeros(0)
+    return Design(
+        spec=spec,
+        patient_ids=np.asarray([str(p) for p in pids]),
+        markers=tuple(markers),
+        ct=ct_data,
+        labs=labs,
+        marker_centre=centre,
+        marker_scale=scale,
+        died=died,
+        covariate_names=names,
+        covariates=X,
+        covariate_centre=cc,
+        covariate_scale=cs,
+    )

@@ -1,0 +1,234 @@
+"""Build, fit, save and load: the :class:`JointModel` and its :class:`FitResult`.
+
+A fit directory holds everything needed to rebuild, check, query and report
+the fit, and nothing pickled:
+
+``posterior.nc``      the posterior and sample stats (an ``xarray.DataTree``)
+``spec.toml``         the spec used
+``data.csv``          the validated cohort the model saw (long layout)
+``fingerprint.json``  a SHA-256 of that data and its shape
+``diagnostics.json``  the convergence gates and the sampler settings
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayesct.checks.convergence import Diagnostics, compute_diagnostics, warn_if_failed
+from bayesct.constants import CI_PROB
+from bayesct.data.cohort import Cohort
+from bayesct.errors import BayesctError, NotFittedError, SpecError
+from bayesct.modeling.builders import build_model
+from bayesct.modeling.design import Design, build_design
+from bayesct.modeling.spec import ModelSpec, load_spec, parse_spec
+
+Sampler = Literal["nutpie", "pymc", "numpyro"]
+SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
+DEFAULT_SAMPLER: Sampler = "nutpie"
+
+
+def data_fingerprint(cohort: Cohort) -> dict[str, Any]:
+    """SHA-256 of the cohort's canonical CSV text, with its shape."""
+    text = cohort.to_frame().to_csv(index=False, float_format="%.10g")
+    return {
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "patients": cohort.n_patients,
+        "visits": cohort.n_visits,
+        "scans": cohort.n_scans,
+        "deaths": cohort.n_deaths,
+        "markers": list(cohort.markers),
+        "source": cohort.source,
+    }
+
+
+@dataclass
+class FitResult:
+    """A fitted model: posterior tree, spec, data and convergence verdict."""
+
+    tree: xr.DataTree
+    spec: ModelSpec
+    cohort: Cohort
+    diagnostics: Diagnostics
+    settings: dict[str, Any] = field(default_factory=dict)
+    _design: Design | None = field(default=None, repr=False)
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def sample_stats(self) -> xr.Dataset | None:
+        return self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
+
+    @property
+    def design(self) -> Design:
+        if self._design is None:
+            self._design = build_design(self.cohort, self.spec)
+        return self._design
+
+    @property
+    def passed(self) -> bool:
+        return self.diagnostics.passed
+
+    def summary(self, var_names: list[str] | None = None, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """Posterior median and central ``ci_prob`` interval with ESS and R-hat, one row per scalar."""
+        from bayesct.report.format import posterior_summary
+
+        return posterior_summary(self.posterior, var_names=var_names, ci_prob=ci_prob)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the fit directory (see the module docstring)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tree = self.tree.copy()
+        tree.attrs = {k: str(v) for k, v in tree.attrs.items()}
+        for node in tree.subtree:
+            node.attrs = {k: str(v) for k, v in node.attrs.items()}
+        tree.to_netcdf(out / "posterior.nc", engine="h5netcdf")
+        (out / "spec.toml").write_text(self.spec.to_toml(), encoding="utf-8")
+        self.cohort.to_frame().to_csv(out / "data.csv", index=False)
+        (out / "fingerprint.json").write_text(json.dumps(data_fingerprint(self.cohort), indent=2))
+        diag = self.diagnostics.to_dict() | {"settings": self.settings, "model": self.spec.name}
+        (out / "diagnostics.json").write_text(json.dumps(diag, indent=2))
+        return out
+
+    @classmethod
+    def load(cls, fit_dir: str | Path) -> FitResult:
+        """Read a fit directory written by :meth:`save`; checks the data fingerprint."""
+        import tomllib
+
+        from bayesct.data.validate import build_cohort
+
+        d = Path(fit_dir)
+        needed = ["posterior.nc", "spec.toml", "data.csv", "diagnostics.json", "fingerprint.json"]
+        missing = [n for n in needed if not (d / n).is_file()]
+        if missing:
+            raise BayesctError(f"{d} is not a bayesct fit directory (missing {', '.join(missing)})")
+        tree = xr.open_datatree(d / "posterior.nc", engine="h5netcdf").load()
+        spec = parse_spec(tomllib.loads((d / "spec.toml").read_text()), path=str(d / "spec.toml"))
+        frame = pd.read_csv(d / "data.csv", dtype={"patient_id": str})
+        fp = json.loads((d / "fingerprint.json").read_text())
+        cohort = build_cohort(frame, source=str(fp.get("source", d / "data.csv")))
+        if data_fingerprint(cohort)["sha256"] != fp["sha256"]:
+            raise BayesctError(f"{d}/data.csv does not match its fingerprint: the fit directory was altered")
+        raw = json.loads((d / "diagnostics.json").read_text())
+        return cls(tree, spec, cohort, Diagnostics.from_dict(raw), settings=raw.get("settings", {}))
+
+
+class JointModel:
+    """A bayesct model variant: ``build`` a PyMC model, ``fit`` it, query the result.
+
+    Parameters
+    ----------
+    spec
+        A shipped spec name (``joint``, ``ct_only``, ``descriptive``,
+        ``scan_logistic``), a path to a TOML spec, or a :class:`ModelSpec`.
+    """
+
+    def __init__(self, spec: str | Path | ModelSpec = "joint") -> None:
+        self.spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
+        self._result: FitResult | None = None
+
+    def design(self, cohort: Cohort) -> Design:
+        return build_design(cohort, self.spec)
+
+    def build(self, cohort: Cohort) -> pm.Model:
+        """The PyMC model of this spec on ``cohort`` (no sampling)."""
+        return build_model(self.design(cohort))
+
+    def sampler_settings(self, *, draws: int | None, tune: int | None, chains: int | None) -> dict[str, int]:
+        base = {"draws": 1000, "tune": 1000, "chains": 4} | {
+            k: v for k, v in self.spec.sampler.items() if k in ("draws", "tune", "chains")}
+        given = {"draws": draws, "tune": tune, "chains": chains}
+        out = base | {k: v for k, v in given.items() if v is not None}
+        for k, v in out.items():
+            if not isinstance(v, int | np.integer) or v < 1:
+                raise SpecError(f"{k} must be a positive integer, got {v!r}")
+        return out
+
+    def fit(
+        self,
+        cohort: Cohort,
+        *,
+        draws: int | None = None,
+        tune: int | None = None,
+        chains: int | None = None,
+        sampler: Sampler = DEFAULT_SAMPLER,
+        seed: int = 0,
+        progress: bool = False,
+        cores: int | None = None,
+    ) -> FitResult:
+        """Sample the posterior and judge it against the convergence gates.
+
+        A fit that misses a gate still returns, with ``result.passed`` False, a
+        :class:`~bayesct.errors.ConvergenceWarning` and the reasons in
+        ``result.diagnostics.failures``.
+        """
+        if sampler not in SAMPLERS:
+            raise SpecError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        settings = self.sampler_settings(draws=draws, tune=tune, chains=chains)
+        design = self.design(cohort)
+        model = build_model(design)
+        n_cores = cores or min(settings["chains"], os.cpu_count() or 1)
+        t0 = time.perf_counter()
+        tree = _sample(model, sampler=sampler, seed=seed, progress=progress, cores=n_cores, **settings)
+        wall = time.perf_counter() - t0
+        tree = _keep_groups(tree)
+        post = tree["posterior"].to_dataset()
+        stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
+        diag = compute_diagnostics(post, stats, sampler=sampler, wall_seconds=wall)
+        result = FitResult(
+            tree, self.spec, cohort, diag,
+            settings=settings | {"sampler": sampler, "seed": seed, "cores": n_cores}, _design=design,
+        )
+        warn_if_failed(diag)
+        self._result = result
+        return result
+
+    @property
+    def result(self) -> FitResult:
+        if self._result is None:
+            raise NotFittedError("this model has no posterior yet: call .fit(cohort) first")
+        return self._result
+
+    def prior_predictive(self, cohort: Cohort, *, draws: int = 200, seed: int = 0) -> xr.DataTree:
+        """Prior and prior predictive draws on the cohort's design."""
+        with self.build(cohort):
+            return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+
+
+def _sample(model: pm.Model, *, sampler: str, draws: int, tune: int, chains: int, seed: int,
+            progress: bool, cores: int) -> xr.DataTree:
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                             progress_bar=progress, save_warmup=False)
+    if sampler == "numpyro":
+        try:
+            import numpyro  # noqa: F401
+        except ImportError:
+            raise SpecError("the numpyro sampler needs the 'jax' extra: pip install 'bayesct[jax]'") from None
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                         nuts_sampler=sampler, progressbar=progress, compute_convergence_checks=False)
+
+
+def _keep_groups(tree: xr.DataTree) -> xr.DataTree:
+    """Only posterior, sample_stats and observed_data (drop warm-up and unconstrained draws)."""
+    keep = {k: tree[k].to_dataset() for k in ("posterior", "sample_stats", "observed_data") if k in tree.children}
+    return xr.DataTree.from_dict(keep)

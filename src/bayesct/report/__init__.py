@@ -1,0 +1,1 @@
+"""Formatting of estimates with their uncertainty, figures and the report."""

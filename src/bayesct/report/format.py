@@ -1,0 +1,88 @@
+"""One way to print an estimate: ``median [low, high]`` at :data:`~bayesct.constants.CI_PROB`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesct.constants import CI_PROB
+
+
+def interval(draws: np.ndarray, ci_prob: float = CI_PROB) -> tuple[float, float, float]:
+    """Median and central (equal-tailed) interval of a 1-D sample."""
+    d = np.asarray(draws, dtype=float).ravel()
+    lo, med, hi = np.quantile(d, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
+    return float(med), float(lo), float(hi)
+
+
+def sig_digits(value: float, mcse: float | None = None, default: int = 3) -> int:
+    """Decimals worth printing: no finer than the Monte Carlo error (when given)."""
+    if mcse is not None and mcse > 0 and math.isfinite(mcse):
+        return max(0, -math.floor(math.log10(2 * mcse)))
+    if value == 0 or not math.isfinite(value):
+        return default
+    return max(0, default - 1 - math.floor(math.log10(abs(value))))
+
+
+def fmt_estimate(median: float, lo: float, hi: float, *, decimals: int | None = None,
+                 percent: bool = False) -> str:
+    """``median [lo, hi]``; probabilities as percentages when ``percent``."""
+    scale = 100.0 if percent else 1.0
+    m, a, b = median * scale, lo * scale, hi * scale
+    if decimals is None:
+        decimals = max(sig_digits(m), 0) if abs(m) >= 1 else sig_digits(m)
+        decimals = min(decimals, 4)
+    unit = "%" if percent else ""
+    return f"{m:.{decimals}f}{unit} [{a:.{decimals}f}, {b:.{decimals}f}]"
+
+
+def fmt_draws(draws: np.ndarray, *, ci_prob: float = CI_PROB, percent: bool = False,
+              decimals: int | None = None) -> str:
+    med, lo, hi = interval(draws, ci_prob)
+    return fmt_estimate(med, lo, hi, percent=percent, decimals=decimals)
+
+
+def posterior_summary(post: xr.Dataset, *, var_names: Sequence[str] | None = None,
+                      ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """One row per scalar parameter: median, central interval, ESS (bulk, tail), R-hat, MCSE."""
+    names = list(var_names) if var_names else [str(v) for v in post.data_vars if not str(v).endswith("_z")]
+    sub = post[names]
+    q = sub.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
+    ess_b = az.ess(sub, method="bulk")
+    ess_t = az.ess(sub, method="tail")
+    rhat = az.rhat(sub) if sub.sizes.get("chain", 1) > 1 else None
+    mcse = az.mcse(sub, method="median")
+    rows = []
+    for name in names:
+        da = q[name]
+        other = [d for d in da.dims if d != "quantile"]
+        stacked = da.stack(_i=other) if other else da.expand_dims(_i=[0])
+        for j in range(stacked.sizes["_i"]):
+            sel = stacked.isel(_i=j)
+            label = name
+            if other:
+                idx = stacked["_i"].values[j]
+                idx = idx if isinstance(idx, tuple) else (idx,)
+                label = f"{name}[{', '.join(str(x) for x in idx)}]"
+                loc = dict(zip(other, idx, strict=True))
+            else:
+                loc = {}
+            lo, med, hi = (float(x) for x in sel.values)
+            rows.append({
+                "parameter": label,
+                "median": med,
+                "lo": lo,
+                "hi": hi,
+                "mcse_median": float(mcse[name].sel(loc).values),
+                "ess_bulk": float(ess_b[name].sel(loc).values),
+                "ess_tail": float(ess_t[name].sel(loc).values),
+                "r_hat": float(rhat[name].sel(loc).values) if rhat is not None else float("nan"),
+            })
+    out = pd.DataFrame(rows)
+    out.attrs["ci_prob"] = ci_prob
+    return out
