@@ -214,7 +214,10 @@ def _sample(model: pm.Model, *, sampler: str, draws: int, tune: int, chains: int
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
+        # freeze_model: data folded into the graph as constants. Without it, the threaded
+        # initial-point function failed intermittently with two chains on two cores
+        # ("cannot set WRITEABLE flag to True of this array").
+        compiled = nutpie.compile_pymc_model(model, freeze_model=True)
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
                              progress_bar=progress, save_warmup=False)
     if sampler == "numpyro":
