@@ -265,8 +265,10 @@ class SimulationParams:
             raise ValueError("lambda_['ct_score'] is fixed at 1 (it identifies the scale of the severity)")
         if not -1.0 < self.rho < 1.0:
             raise ValueError(f"rho must lie in (-1, 1), got {self.rho}")
-        if min(self.s0, self.s1, self.phi, *self.tau.values(), *self.sigma.values()) <= 0:
-            raise ValueError("s0, s1, phi, tau and sigma must be positive")
+        if min(self.s0, self.s1, self.phi, *self.sigma.values()) <= 0:
+            raise ValueError("s0, s1, phi and sigma must be positive")
+        if min(self.tau.values()) < 0:
+            raise ValueError("tau must be non-negative (0: no marker-specific patient intercept)")
         if any(v <= 0 for v in self.p.values()):
             raise ValueError("peak days p must be positive")
         probs = np.asarray(self.n_scans_probs, dtype=float)

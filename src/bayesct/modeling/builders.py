@@ -32,12 +32,14 @@ structural constants (24 CT trials, the CT loading fixed at 1).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 from bayesct.constants import CT, CT_MAX, GROUP_LABELS
-from bayesct.modeling.design import Design, n_basis, spline_basis, time_transform
+from bayesct.modeling.design import Design, spline_basis, time_transform
 from bayesct.modeling.spec import ModelSpec
 
 _PARAM_KEYS = {
@@ -53,7 +55,7 @@ _PARAM_KEYS = {
 def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None = None) -> pm.Distribution:
     """An unnamed PyMC distribution for prior ``pname`` (``.dist``), scaled when marker_scaled."""
     p = spec.prior(pname)
-    params = dict(p.params)
+    params: dict[str, Any] = dict(p.params)
     if p.marker_scaled and scale is not None:
         for key in ("sigma", "lam"):
             if key in params:
@@ -65,7 +67,7 @@ def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None 
 def prior_var(spec: ModelSpec, pname: str, *, scale=None, dims=None, name: str | None = None):
     """A named model variable with the spec's prior ``pname``."""
     p = spec.prior(pname)
-    params = dict(p.params)
+    params: dict[str, Any] = dict(p.params)
     if p.marker_scaled and scale is not None:
         if "sigma" in params:
             params["sigma"] = params["sigma"] * np.asarray(scale)

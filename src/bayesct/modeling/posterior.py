@@ -139,7 +139,7 @@ class PosteriorModel:
 
     def association(self, effects: np.ndarray) -> np.ndarray:
         """(S, n, A) association terms of the mortality submodel."""
-        cols = []
+        cols: list[np.ndarray] = []
         for a in self.spec.association:
             if a == "shared":
                 cols.extend(effects[..., j] for j in range(effects.shape[-1]))

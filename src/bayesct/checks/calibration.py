@@ -1,0 +1,481 @@
+"""Standard predictive checks beside the replicated tables: PIT / LOO-PIT, mortality calibration, PSIS-LOO.
+
+All of them evaluate the fitted model through :class:`~bayesct.modeling.posterior.PosteriorModel`
+(never a second statement of the model's algebra) and use arviz for Pareto-smoothed importance
+sampling.
+
+PIT / LOO-PIT (:func:`predictive_pit`)
+    Per observed CT score and lab value, the probability integral transform of the observation
+    under the posterior predictive distribution *conditional on the patient's own effects*
+    (``pit``), and its leave-one-observation-out version (``loo_pit``): the same per-draw CDF
+    values averaged with PSIS weights from each observation's pointwise log-likelihood. The CT
+    score is discrete, so its PIT is randomised (``F(y-1) + U * P(y)``, ``U ~ Uniform(0, 1)``); a
+    well-calibrated model gives uniform values. Lab-specific intercepts, integrated out of the
+    fit, are drawn from their exact conditional posterior
+    (:meth:`~bayesct.modeling.posterior.PosteriorModel.specific_posterior`) and the lab
+    log-likelihood is taken conditional on them.
+Mortality calibration (:func:`mortality_calibration`)
+    Each patient's predicted probability of death, leave-one-patient-out (PSIS weights from the
+    patient's whole log-likelihood: CT, labs and death), binned in equal-count bins against the
+    observed death rate with a Jeffreys interval (lower bound 0 with no death, upper 1 when all died); the bin's mean predicted risk carries a
+    posterior interval (in-sample draws). Brier and log scores, expected vs observed deaths.
+Patient-level PSIS-LOO (:func:`patient_loo`, :func:`compare_models`)
+    The unit left out is a patient (all of their scans, labs and outcome), because the patient
+    effects make a patient's observations dependent. Variants are compared on the data they all
+    model: the CT scores always, the labs when every variant models the same labs, death when
+    every variant has a mortality submodel (documented in the returned frame's ``data`` column).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+from scipy.special import expit, ndtr
+
+from bayesct.constants import CI_PROB, CT, CT_MAX
+from bayesct.errors import BayesctError
+from bayesct.modeling.design import from_model_scale
+from bayesct.modeling.fit import FitResult, data_fingerprint
+from bayesct.modeling.posterior import PosteriorModel
+
+#: Pareto k above which PSIS estimates are unreliable (arviz's threshold for S >= 2000 draws is
+#: ~0.7; it is lower for fewer draws, and arviz reports its own ``good_k``).
+PARETO_K_BAD = 0.7
+
+#: Posterior draws used by the standard checks (thinned at random when the fit has more).
+DEFAULT_CHECK_DRAWS = 1000
+
+
+class CheckError(BayesctError):
+    """A predictive check that cannot run on the given fit(s)."""
+
+
+def _require_joint(fit: FitResult, what: str) -> None:
+    if fit.spec.family != "joint":
+        raise CheckError(
+            f"{what} needs a trajectory model of the joint family (joint, ct_only, descriptive); "
+            f"model '{fit.spec.name}' is of the '{fit.spec.family}' family"
+        )
+
+
+# -- PSIS ------------------------------------------------------------------------------------------
+def psis_loo(loglik: np.ndarray) -> Any:
+    """arviz PSIS-LOO of a pointwise log-likelihood matrix ``(S, n)`` (draws x units).
+
+    Returns the arviz ``ELPDData`` (``elpd``, ``se``, ``p``, ``pareto_k``, ``log_weights``, ...);
+    arviz's warnings about high Pareto k are silenced (callers count the bad k themselves).
+    """
+    ll = np.asarray(loglik, dtype=float)
+    if ll.ndim != 2:
+        raise ValueError("loglik must be (draws, units)")
+    S = ll.shape[0]
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset({"_draw": (("chain", "draw"), np.zeros((1, S)))}),
+            "log_likelihood": xr.Dataset({"unit": (("chain", "draw", "unit"), ll[None])}),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.loo(tree, pointwise=True, var_name="unit")
+
+
+def psis_weights(loglik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised PSIS leave-one-out weights ``(S, n)`` and the Pareto k ``(n,)`` of each unit.
+
+    Where the smoothed weights are not finite, plain importance ratios are used (their Pareto k
+    flags them); NaN weights remain only where the log-likelihood itself is not finite.
+    """
+    res = psis_loo(loglik)
+    lw = np.asarray(res.log_weights.transpose("unit", "chain", "draw").values).reshape(loglik.shape[1], -1).T
+    bad = ~np.isfinite(lw).all(axis=0)
+    if bad.any():  # smoothing failed (e.g. extreme draws): plain importance ratios, flagged by k
+        with np.errstate(all="ignore"):
+            lw[:, bad] = -np.asarray(loglik, dtype=float)[:, bad]
+    with np.errstate(all="ignore"):
+        w = np.exp(lw - lw.max(axis=0, keepdims=True))
+        w /= w.sum(axis=0, keepdims=True)
+    return w, np.asarray(res.pareto_k.values, dtype=float).ravel()
+
+
+# -- PIT / LOO-PIT ---------------------------------------------------------------------------------
+def _ct_pieces(pm: PosteriorModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per CT scan and draw: P(Y < y), P(Y = y) and log P(Y = y), each ``(S, n_scans)``."""
+    d = pm.design
+    ct = d.ct
+    eff = pm.patient_effects()
+    grp = d.died[ct.patient] if pm.spec.by_group else None
+    eta = pm.linear_predictor(0, ct.day, eff[:, ct.patient, :], group=grp)
+    y = np.asarray(ct.value, dtype=float)
+    below = np.zeros_like(eta)
+    at = np.zeros_like(eta)
+    for k in range(CT_MAX + 1):
+        pk = np.exp(pm.ct_logp(np.full((1, y.size), float(k)), eta))
+        below += pk * np.asarray(k < y, dtype=float)[None, :]
+        at += pk * np.asarray(k == y, dtype=float)[None, :]
+    return below, at, np.log(np.maximum(at, 1e-300))
+
+
+def _lab_pieces(pm: PosteriorModel, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per lab value and draw: the CDF at the observation and its log-density, ``(S, n_lab_values)``."""
+    d = pm.design
+    labs = d.labs
+    eff = pm.patient_effects()
+    specific = pm.specific_posterior(rng, eff)
+    S = pm.n_draws
+    cdf = np.empty((S, labs.value.size))
+    logp = np.empty((S, labs.value.size))
+    for k in range(1, len(d.markers)):
+        mask = labs.marker == k
+        if not mask.any():
+            continue
+        pat = labs.patient[mask]
+        grp = d.died[pat] if pm.spec.by_group else None
+        eta = pm.linear_predictor(k, labs.day[mask], eff[:, pat, :], specific=specific[:, pat, k - 1], group=grp)
+        sd = pm.draws["noise_sd"][:, k - 1][:, None]
+        z = (labs.value[mask][None, :] - eta) / sd
+        if pm.spec.lab_likelihood == "student_t":
+            nu = pm.draws["lab_nu"][:, None]
+            cdf[:, mask] = stats.t.cdf(z, df=nu)
+            logp[:, mask] = stats.t.logpdf(z, df=nu) - np.log(sd)
+        else:
+            cdf[:, mask] = ndtr(z)
+            logp[:, mask] = -0.5 * np.log(2 * np.pi) - np.log(sd) - 0.5 * z**2
+    return cdf, logp
+
+
+def predictive_pit(
+    fit: FitResult, *, max_draws: int = DEFAULT_CHECK_DRAWS, seed: int = 0, model: PosteriorModel | None = None
+) -> pd.DataFrame:
+    """PIT and LOO-PIT of every observed CT score and lab value (see the module docstring).
+
+    Parameters
+    ----------
+    fit
+        A joint-family fit.
+    max_draws
+        Posterior draws used (a random subset when the fit has more).
+    seed
+        Seed of the draw subset, the randomised CT PIT and the lab-specific intercepts.
+    model
+        A prebuilt :class:`PosteriorModel` (overrides ``max_draws``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per observation: ``marker, patient_id, day, value`` (natural scale), ``pit``,
+        ``loo_pit`` and ``pareto_k`` (of the observation's PSIS weights).
+    """
+    _require_joint(fit, "PIT")
+    pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
+    rng = np.random.default_rng(seed)
+    d = pm.design
+    below, at, ll_ct = _ct_pieces(pm)
+    u = np.asarray(rng.uniform(size=below.shape[1]))
+    f_ct = below + u[None, :] * at
+    parts_f = [f_ct]
+    parts_ll = [ll_ct]
+    labs = d.labs
+    if labs.value.size:
+        cdf, ll_lab = _lab_pieces(pm, rng)
+        parts_f.append(cdf)
+        parts_ll.append(ll_lab)
+    F = np.concatenate(parts_f, axis=1)
+    LL = np.concatenate(parts_ll, axis=1)
+    w, k = psis_weights(LL)
+    markers = [CT] * d.ct.value.size + [d.markers[m] for m in labs.marker]
+    lab_values = np.empty(labs.value.size)
+    for m in np.unique(labs.marker):
+        mask = labs.marker == m
+        lab_values[mask] = from_model_scale(d.markers[m], labs.value[mask])
+    values = np.concatenate([d.ct.value.astype(float), lab_values])
+    patients = np.concatenate([d.ct.patient, labs.patient])
+    days = np.concatenate([d.ct.day, labs.day])
+    return pd.DataFrame(
+        {
+            "marker": markers,
+            "patient_id": d.patient_ids[patients],
+            "day": days,
+            "value": values,
+            "pit": np.clip(F.mean(axis=0), 0.0, 1.0),
+            "loo_pit": np.clip((w * F).sum(axis=0), 0.0, 1.0),
+            "pareto_k": k,
+        }
+    )
+
+
+def pit_summary(pit: pd.DataFrame, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """Uniformity of the PIT values per marker.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per marker: ``n``, ``mean_pit`` / ``mean_loo_pit`` (0.5 expected), the Kolmogorov-Smirnov
+        distance and p-value of each against Uniform(0, 1), ``outside_loo`` (share of LOO-PIT
+        values outside the central ``ci_prob`` predictive interval; ``1 - ci_prob`` expected) and
+        ``n_bad_k`` (observations with Pareto k > 0.7).
+    """
+    rows = []
+    lo, hi = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    for marker, g in pit.groupby("marker", sort=False):
+        p = g["pit"].dropna().to_numpy()
+        q = g["loo_pit"].dropna().to_numpy()
+        ks_p = stats.kstest(p, "uniform")
+        ks_q = stats.kstest(q, "uniform")
+        rows.append(
+            {
+                "marker": marker,
+                "n": len(g),
+                "mean_pit": float(p.mean()),
+                "mean_loo_pit": float(q.mean()),
+                "ks_pit": float(ks_p.statistic),
+                "ks_pit_p": float(ks_p.pvalue),
+                "ks_loo_pit": float(ks_q.statistic),
+                "ks_loo_pit_p": float(ks_q.pvalue),
+                "outside_loo": float(((q < lo) | (q > hi)).mean()),
+                "expected_outside": 1 - ci_prob,
+                "n_bad_k": int((g["pareto_k"] > PARETO_K_BAD).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# -- mortality calibration -------------------------------------------------------------------------
+@dataclass
+class MortalityCalibration:
+    """Calibration of the predicted probability of death (see :func:`mortality_calibration`)."""
+
+    bins: pd.DataFrame
+    patients: pd.DataFrame
+    summary: dict[str, float] = field(default_factory=dict)
+    ci_prob: float = CI_PROB
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ci_prob": self.ci_prob,
+            "summary": self.summary,
+            "bins": self.bins.to_dict(orient="records"),
+            "method": (
+                "per patient, leave-one-patient-out predicted P(death) (PSIS weights from the patient's "
+                "CT, lab and death log-likelihood), equal-count bins of that prediction; observed rate "
+                "with a Jeffreys interval; the bin's mean predicted risk with a posterior interval "
+                "(in-sample draws)"
+            ),
+        }
+
+
+def mortality_calibration(
+    fit: FitResult,
+    *,
+    n_bins: int = 5,
+    ci_prob: float = CI_PROB,
+    max_draws: int = DEFAULT_CHECK_DRAWS,
+    seed: int = 0,
+    model: PosteriorModel | None = None,
+) -> MortalityCalibration:
+    """Binned calibration of the mortality submodel's predicted risk of death.
+
+    Parameters
+    ----------
+    fit
+        A joint-family fit with a mortality submodel.
+    n_bins
+        Equal-count bins of the leave-one-patient-out predicted risk.
+    ci_prob
+        Interval probability (default 0.95).
+    max_draws, seed, model
+        As in :func:`predictive_pit`.
+
+    Returns
+    -------
+    MortalityCalibration
+        ``bins``: per bin ``bin, n, deaths, observed_rate, observed_lo, observed_hi,
+        predicted (LOO mean), predicted_lo, predicted_hi``; ``patients``: per patient ``died,
+        predicted, predicted_loo, pareto_k``; ``summary``: Brier and log scores (LOO and in-sample),
+        expected and observed deaths, Pareto k counts.
+    """
+    _require_joint(fit, "mortality calibration")
+    if not fit.spec.mortality:
+        raise CheckError(f"model '{fit.spec.name}' has no mortality submodel: nothing to calibrate")
+    if n_bins < 1:
+        raise CheckError("n_bins must be >= 1")
+    pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
+    d = pm.design
+    p_draws = expit(pm.mortality_logit(pm.patient_effects(), d.covariates))  # (S, n)
+    w, k = psis_weights(pm.patient_loglik())
+    pred = p_draws.mean(axis=0)
+    pred_loo = np.clip((w * p_draws).sum(axis=0), 1e-12, 1 - 1e-12)
+    died = d.died.astype(float)
+    order = np.argsort(pred_loo, kind="stable")
+    lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    rows = []
+    for b, idx in enumerate(np.array_split(order, min(n_bins, len(order)))):
+        if idx.size == 0:
+            continue
+        n, deaths = int(idx.size), int(died[idx].sum())
+        bin_mean_draws = p_draws[:, idx].mean(axis=1)
+        rows.append(
+            {
+                "bin": b + 1,
+                "n": n,
+                "deaths": deaths,
+                "observed_rate": deaths / n,
+                "observed_lo": 0.0 if deaths == 0 else float(stats.beta.ppf(lo_q, deaths + 0.5, n - deaths + 0.5)),
+                "observed_hi": 1.0 if deaths == n else float(stats.beta.ppf(hi_q, deaths + 0.5, n - deaths + 0.5)),
+                "predicted": float(pred_loo[idx].mean()),
+                "predicted_lo": float(np.quantile(bin_mean_draws, lo_q)),
+                "predicted_hi": float(np.quantile(bin_mean_draws, hi_q)),
+                "risk_min": float(pred_loo[idx].min()),
+                "risk_max": float(pred_loo[idx].max()),
+            }
+        )
+    bins = pd.DataFrame(rows)
+    patients = pd.DataFrame(
+        {"died": d.died, "predicted": pred, "predicted_loo": pred_loo, "pareto_k": k},
+        index=pd.Index(d.patient_ids, name="patient_id"),
+    )
+    summary = {
+        "n_patients": float(d.n_patients),
+        "observed_deaths": float(died.sum()),
+        "expected_deaths_loo": float(pred_loo.sum()),
+        "expected_deaths": float(pred.sum()),
+        "brier_loo": float(np.mean((pred_loo - died) ** 2)),
+        "brier_in_sample": float(np.mean((pred - died) ** 2)),
+        "log_score_loo": float(np.mean(died * np.log(pred_loo) + (1 - died) * np.log1p(-pred_loo))),
+        "n_bad_k": float((k > PARETO_K_BAD).sum()),
+        "max_pareto_k": float(np.max(k)),
+    }
+    return MortalityCalibration(bins, patients, summary, ci_prob)
+
+
+# -- patient-level PSIS-LOO --------------------------------------------------------------------------
+def model_parts(fit: FitResult) -> tuple[str, ...]:
+    """The data a joint-family fit models, as :meth:`PosteriorModel.patient_loglik` parts."""
+    parts = ["ct"]
+    if len(fit.design.markers) > 1:
+        parts.append("labs")
+    if fit.spec.mortality:
+        parts.append("death")
+    return tuple(parts)
+
+
+def patient_loo(
+    fit: FitResult,
+    *,
+    parts: tuple[str, ...] | None = None,
+    max_draws: int = DEFAULT_CHECK_DRAWS,
+    seed: int = 0,
+    model: PosteriorModel | None = None,
+) -> dict[str, Any]:
+    """Patient-level PSIS-LOO of one fit on ``parts`` (default: all it models).
+
+    Returns
+    -------
+    dict
+        ``elpd, se, p_loo, n_patients, n_bad_k, max_pareto_k, parts, draws``.
+    """
+    _require_joint(fit, "patient-level PSIS-LOO")
+    pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
+    use = parts or model_parts(fit)
+    res = psis_loo(pm.patient_loglik(parts=use))
+    k = np.asarray(res.pareto_k.values, dtype=float).ravel()
+    return {
+        "elpd": float(res.elpd),
+        "se": float(res.se),
+        "p_loo": float(res.p),
+        "n_patients": int(k.size),
+        "n_bad_k": int((k > PARETO_K_BAD).sum()),
+        "max_pareto_k": float(k.max()),
+        "parts": list(use),
+        "draws": int(pm.n_draws),
+    }
+
+
+def shared_parts(fits: dict[str, FitResult]) -> tuple[str, ...]:
+    """The data every fit in ``fits`` models (CT always; labs if all model the same labs; death if all
+    have a mortality submodel)."""
+    parts = ["ct"]
+    lab_sets = {tuple(f.design.lab_names) for f in fits.values()}
+    if len(lab_sets) == 1 and next(iter(lab_sets)):
+        parts.append("labs")
+    if all(f.spec.mortality for f in fits.values()):
+        parts.append("death")
+    return tuple(parts)
+
+
+def compare_models(
+    fits: dict[str, FitResult],
+    *,
+    parts: tuple[str, ...] | None = None,
+    max_draws: int = DEFAULT_CHECK_DRAWS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Patient-level PSIS-LOO comparison of model variants fitted to the same data (``az.compare``).
+
+    The variants are compared on the data they all model (:func:`shared_parts`): e.g. ``joint``
+    against ``ct_only`` on CT + death, against ``descriptive`` (no mortality) on CT + labs, all three
+    on the CT scores alone. The ``scan_logistic`` family models death per scan, a different
+    likelihood; such fits are left out and named in ``frame.attrs["excluded"]``.
+
+    Parameters
+    ----------
+    fits
+        Name -> fit; every fit must hold the same data (same fingerprint).
+    parts
+        The data to compare on; default :func:`shared_parts`. Asking for a part some variant does
+        not model is an error.
+    max_draws, seed
+        Posterior draws used per fit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        arviz's comparison (``rank, elpd_diff, dse, elpd, se, p, weight, ...``) with a ``model``
+        column, ``data`` (the parts compared), ``n_bad_k`` and ``max_pareto_k`` per model.
+    """
+    if not fits:
+        raise CheckError("no fits to compare")
+    excluded = {n: f.spec.family for n, f in fits.items() if f.spec.family != "joint"}
+    usable = {n: f for n, f in fits.items() if n not in excluded}
+    if len(usable) < 2:
+        raise CheckError(
+            "a PSIS-LOO comparison needs at least two joint-family fits (joint, ct_only, descriptive)"
+            + (f"; left out: {', '.join(f'{n} ({fam})' for n, fam in excluded.items())}" if excluded else "")
+        )
+    shas = {n: data_fingerprint(f.cohort)["sha256"] for n, f in usable.items()}
+    if len(set(shas.values())) > 1:
+        raise CheckError(
+            "the fits to compare were fitted to different data: " + ", ".join(f"{n}={s[:8]}" for n, s in shas.items())
+        )
+    common = shared_parts(usable)
+    if parts is None:
+        parts = common
+    elif set(parts) - set(common):
+        raise CheckError(
+            f"not every variant models {', '.join(sorted(set(parts) - set(common)))}; "
+            f"they share only: {', '.join(common)}"
+        )
+    elpds: dict[str, Any] = {}
+    ks: dict[str, np.ndarray] = {}
+    for name, f in usable.items():
+        pm = PosteriorModel.from_fit(f, max_draws=max_draws, seed=seed)
+        res = psis_loo(pm.patient_loglik(parts=parts))
+        elpds[name] = res
+        ks[name] = np.asarray(res.pareto_k.values, dtype=float).ravel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare(elpds, round_to=None)
+    table = table.reset_index(names="model")
+    table["data"] = "+".join(parts)
+    table["n_bad_k"] = [int((ks[m] > PARETO_K_BAD).sum()) for m in table["model"]]
+    table["max_pareto_k"] = [float(ks[m].max()) for m in table["model"]]
+    table.attrs["excluded"] = excluded
+    table.attrs["parts"] = list(parts)
+    return table

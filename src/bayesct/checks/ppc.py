@@ -1,0 +1,918 @@
+"""Posterior predictive checks that replicate the paper's frequentist tables (``bayesct check``).
+
+Replication
+    :func:`replicate` draws cohorts from a joint-family fit on the observed design: the same
+    patients, the same visit days, the same missingness (a replicated value exists exactly where
+    the observed one does), CT scores as integers 0-24 and labs on their natural scale. One
+    posterior draw per replicate (without replacement while the fit has enough draws). Two levels:
+
+    ``patients``
+        The cohort's patients keep their posterior random effects (from the replicate's draw);
+        lab-specific intercepts, integrated out of the fit, come from their exact conditional
+        posterior; ``died`` is the observed outcome. Markers are replicated.
+    ``new``
+        Fresh random effects (and lab-specific intercepts) from the draw's population
+        distribution for patients with the cohort's covariates; ``died`` is replicated from the
+        mortality submodel given the fresh effects (a spec without mortality keeps the observed
+        outcome, and says so). Markers are replicated.
+
+    All replicates' markers are drawn in one vectorised numpy pass through
+    :class:`~bayesct.modeling.posterior.PosteriorModel`. Markers the model does not include
+    (e.g. the labs under ``ct_only``) keep their observed values.
+
+Statistics
+    On every replicate the *same* :mod:`bayesct.classical` code runs as on the observed data
+    (:func:`table_statistics`): the per-period Mann-Whitney test of the CT score by outcome
+    (p-value, and the common-language effect size ``1 - U_survivors / (n_s n_d)`` = P(a
+    non-survivor's scan scores higher), ties half), Kendall's tau-b of the CT score with each lab,
+    the per-scan logistic coefficients ``died ~ ct_score + day`` and the linear mixed model's
+    group x period Wald test per modelled marker (on the first ``mixed_replicates`` replicates
+    only: it takes ~0.15 s per marker). The paper's qualitative findings are judged on each
+    replicate by :func:`bayesct.classical.findings` itself.
+
+Summaries (:func:`summarise_statistics`, :func:`summarise_findings`)
+    Per statistic: the observed value, the replicated median and central ``ci_prob`` interval,
+    ``ppp = P(T_rep >= T_obs)`` (upper-tail posterior predictive p-value; ``ppp_two_sided =
+    min(1, 2 min(P(T_rep >= T_obs), P(T_rep <= T_obs)))``), ``n_valid`` (replicates where the
+    statistic is defined: a period without non-survivor scans, a separated logistic fit, ... give
+    NaN and are excluded), and ``outside`` (the observed value outside the interval). Per finding:
+    whether the observed data show it and the share of valid replicates that reproduce it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from bayesct.checks.calibration import (
+    CheckError,
+    MortalityCalibration,
+    compare_models,
+    mortality_calibration,
+    patient_loo,
+    pit_summary,
+    predictive_pit,
+    shared_parts,
+)
+from bayesct.classical import (
+    LOGISTIC_TERMS,
+    PAPER_TAU,
+    kendall,
+    kendall_taus,
+    logistic_coefs,
+    mixed_model,
+    mortality_logistic,
+    period_comparison,
+    period_tests,
+    scan_arrays,
+)
+from bayesct.classical import findings as classical_findings
+from bayesct.classical._common import ALPHA
+from bayesct.constants import CI_PROB, CT, DIED, PERIOD_LABELS
+from bayesct.data.cohort import Cohort
+from bayesct.modeling.design import from_model_scale
+from bayesct.modeling.fit import FitResult
+from bayesct.modeling.posterior import PosteriorModel
+
+Level = Literal["patients", "new"]
+LEVELS: tuple[str, ...] = ("patients", "new")
+
+#: Replicates on which the (slow) mixed model runs, by default.
+DEFAULT_MIXED_REPLICATES = 20
+
+#: Statistic families: name -> (column that indexes it, description).
+STATISTICS: dict[str, tuple[str, str]] = {
+    "ct_mw_p": ("period", "Mann-Whitney p-value, CT score of survivors vs non-survivors in the period"),
+    "ct_auc": (
+        "period",
+        "P(a non-survivor's scan has the higher CT score) in the period, ties half (1 - U_s / (n_s n_d))",
+    ),
+    "kendall_tau": ("marker", "Kendall tau-b of the CT score with the lab, all scans"),
+    "logistic_coef": ("term", "per-scan logistic regression died ~ ct_score + day, coefficient"),
+    "mixed_p": ("marker", "linear mixed model, Wald p-value of the group x period interaction"),
+    "n_deaths": ("", "number of deaths (level 'new' only: replicated from the mortality submodel)"),
+}
+
+
+class PPCError(CheckError):
+    """A posterior predictive check that cannot run on this fit or with these options."""
+
+
+def _check_fit(fit: FitResult) -> None:
+    if fit.spec.family != "joint":
+        raise PPCError(
+            f"model '{fit.spec.name}' is a per-scan mortality model ({fit.spec.family} family), not a "
+            "trajectory model: it does not generate CT scores or labs, so the paper's tables cannot be "
+            "replicated from it. Run 'bayesct check' on a joint-family fit (joint, ct_only, descriptive); "
+            "use --compare for the PSIS-LOO comparison of variants."
+        )
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise PPCError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
+
+
+# -- replication -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReplicateSet:
+    """Replicated cohorts on the observed design, stored as arrays (one row per replicate).
+
+    Attributes
+    ----------
+    observed
+        The fitted cohort (the design).
+    level
+        ``patients`` or ``new``.
+    draws
+        Index of the posterior draw (chain x draw stacked) behind each replicate.
+    values
+        Marker -> ``(n, n_visits)`` replicated values aligned with ``observed.visits`` (NaN where
+        the observed value is missing); ``died`` -> ``(n, n_patients)`` when replicated.
+    replicated_markers
+        Markers the model replicates (others keep their observed values).
+    notes
+        What was held fixed and why.
+    """
+
+    observed: Cohort
+    level: str
+    draws: np.ndarray
+    values: dict[str, np.ndarray]
+    replicated_markers: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.draws.size)
+
+    def cohort(self, r: int) -> Cohort:
+        """Replicate ``r`` as a :class:`Cohort` (no re-validation)."""
+        return self.observed.with_values(
+            {k: v[r] for k, v in self.values.items()},
+            source=f"replicate {r} ({self.level}) of {self.observed.source}",
+        )
+
+    def __iter__(self) -> Iterator[Cohort]:
+        for r in range(len(self)):
+            yield self.cohort(r)
+
+
+def _select_draws(fit: FitResult, n: int, rng: np.random.Generator) -> tuple[PosteriorModel, np.ndarray]:
+    full = PosteriorModel.from_fit(fit)
+    total = full.n_draws
+    idx = np.sort(rng.choice(total, size=n, replace=n > total))
+    sub = PosteriorModel(full.spec, full.design, {k: v[idx] for k, v in full.draws.items()}, n)
+    return sub, idx
+
+
+def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed: int = 0) -> ReplicateSet:
+    """Draw ``n`` replicated cohorts (as arrays) from a joint-family fit; see the module docstring."""
+    _check_fit(fit)
+    _check_level(level)
+    if n < 1:
+        raise PPCError(f"the number of replicates must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    pm, idx = _select_draws(fit, n, rng)
+    d = pm.design
+    cohort = fit.cohort
+    visits = cohort.visits
+    n_vis, n_pat = len(visits), d.n_patients
+    S = pm.n_draws
+    notes: list[str] = []
+
+    died_obs = d.died.astype(np.int64)
+    if level == "patients":
+        eff = pm.patient_effects()
+        specific = pm.specific_posterior(rng, eff)
+        died = np.broadcast_to(died_obs, (S, n_pat))
+        notes.append("level 'patients': the cohort's patients keep their posterior effects and observed outcome")
+    else:
+        eff = pm.new_effects(rng, n_pat)
+        L = len(d.lab_names)
+        if pm.factor and "specific_sd" in pm.draws:
+            specific = rng.standard_normal((S, n_pat, L)) * pm.draws["specific_sd"][:, None, :]
+        else:
+            specific = np.zeros((S, n_pat, L))
+        if pm.spec.mortality:
+            p = expit(pm.mortality_logit(eff, d.covariates))
+            died = (rng.random(p.shape) < p).astype(np.int64)
+            notes.append("level 'new': fresh effects; died replicated from the mortality submodel")
+        else:
+            died = np.broadcast_to(died_obs, (S, n_pat))
+            notes.append(
+                f"level 'new': fresh effects; model '{pm.spec.name}' has no mortality submodel, "
+                "so died stays observed"
+            )
+
+    def eta_of(k: int, pat: np.ndarray, days: np.ndarray, spec_v: np.ndarray | None) -> np.ndarray:
+        e = eff[:, pat, :]
+        if not pm.spec.by_group:
+            return pm.linear_predictor(k, days, e, specific=spec_v)
+        zeros, ones = np.zeros(pat.size, dtype=np.int64), np.ones(pat.size, dtype=np.int64)
+        e0 = pm.linear_predictor(k, days, e, specific=spec_v, group=zeros)
+        e1 = pm.linear_predictor(k, days, e, specific=spec_v, group=ones)
+        return np.where(died[:, pat] == 1, e1, e0)
+
+    values: dict[str, np.ndarray] = {}
+    rows = {m: np.flatnonzero(visits[m].notna().to_numpy()) for m in d.markers}
+    ct = d.ct
+    if rows[CT].size != ct.value.size:  # pragma: no cover - design and cohort always agree
+        raise PPCError("the fit's design does not match its cohort (CT scans)")
+    out = np.full((S, n_vis), np.nan)
+    out[:, rows[CT]] = pm.draw_ct(rng, eta_of(0, ct.patient, ct.day, None))
+    values[CT] = out
+    labs = d.labs
+    for k in range(1, len(d.markers)):
+        marker = d.markers[k]
+        mask = labs.marker == k
+        if rows[marker].size != int(mask.sum()):  # pragma: no cover
+            raise PPCError(f"the fit's design does not match its cohort ({marker})")
+        pat = labs.patient[mask]
+        eta = eta_of(k, pat, labs.day[mask], specific[:, pat, k - 1])
+        out = np.full((S, n_vis), np.nan)
+        out[:, rows[marker]] = from_model_scale(marker, pm.draw_lab(rng, k - 1, eta))
+        values[marker] = out
+    kept = [m for m in cohort.markers if m not in d.markers]
+    if kept:
+        notes.append(f"not in model '{pm.spec.name}', observed values kept: {', '.join(kept)}")
+    if level == "new" and pm.spec.mortality:
+        values[DIED] = np.asarray(died)
+    return ReplicateSet(cohort, level, idx, values, tuple(d.markers), tuple(notes))
+
+
+def replicate(
+    fit: FitResult, *, n: int = 200, level: Level = "patients", seed: int = 0
+) -> Iterator[Cohort]:
+    """Replicated cohorts on the fit's design (same patients, visit days and missingness).
+
+    Parameters
+    ----------
+    fit
+        A joint-family fit (``joint``, ``ct_only``, ``descriptive``).
+    n
+        Number of replicates (one posterior draw each).
+    level
+        ``"patients"`` (their posterior effects, observed outcome) or ``"new"`` (fresh effects,
+        replicated outcome); see the module docstring.
+    seed
+        Random seed.
+
+    Yields
+    ------
+    Cohort
+        Each replicate; CT scores are integers 0-24, labs on their natural scale.
+    """
+    yield from replicate_set(fit, n=n, level=level, seed=seed)
+
+
+# -- statistics on one cohort ----------------------------------------------------------------------------
+def stat_key(name: str, index: str = "") -> str:
+    """Key of a statistic in the replicate matrix, e.g. ``ct_mw_p[0-5]``."""
+    return f"{name}[{index}]" if index else name
+
+
+def table_statistics(
+    cohort: Cohort, *, mixed_markers: tuple[str, ...] | None = None, deaths: bool = False
+) -> dict[str, float]:
+    """The paper's statistics on one cohort, with the fast cores of :mod:`bayesct.classical`.
+
+    Parameters
+    ----------
+    cohort
+        Observed or replicated cohort.
+    mixed_markers
+        Markers for the mixed model's group x period test; ``None`` or empty skips it (slow).
+    deaths
+        Also report the number of deaths.
+
+    Returns
+    -------
+    dict
+        Statistic key (:func:`stat_key`) -> value (NaN where undefined).
+    """
+    sa = scan_arrays(cohort)
+    ustat, pval = period_tests(sa.died, sa.period_codes, sa.ct)
+    dead = sa.died == 1
+    out: dict[str, float] = {}
+    for k, label in enumerate(PERIOD_LABELS):
+        out[stat_key("ct_mw_p", label)] = float(pval[k])
+    for k, label in enumerate(PERIOD_LABELS):
+        in_k = sa.period_codes == k
+        n_s, n_d = int((in_k & ~dead).sum()), int((in_k & dead).sum())
+        out[stat_key("ct_auc", label)] = 1.0 - float(ustat[k]) / (n_s * n_d) if n_s and n_d else math.nan
+    tau = kendall_taus(sa.ct, sa.labs)
+    for lab, t in zip(sa.lab_names, tau, strict=True):
+        out[stat_key("kendall_tau", lab)] = float(t)
+    coefs = logistic_coefs(sa.ct, sa.day, sa.died)
+    for term, c in zip(LOGISTIC_TERMS, coefs, strict=True):
+        out[stat_key("logistic_coef", term)] = float(c)
+    if mixed_markers:
+        out.update(mixed_statistics(cohort, mixed_markers))
+    if deaths:
+        out["n_deaths"] = float(cohort.n_deaths)
+    return out
+
+
+def mixed_statistics(cohort: Cohort, markers: tuple[str, ...]) -> dict[str, float]:
+    """Group x period Wald p-value of :func:`bayesct.classical.mixed_model` per marker."""
+    mm = mixed_model(cohort, markers=list(markers))
+    inter = mm.loc[mm["term"] == "group:period"]
+    return {stat_key("mixed_p", str(m)): float(p) for m, p in zip(inter["marker"], inter["p_value"], strict=True)}
+
+
+def judge_findings(values: pd.DataFrame) -> pd.DataFrame:
+    """The paper's findings judged on many cohorts at once, from their statistics.
+
+    The verdicts are those of :func:`bayesct.classical.findings` (same ids, same order, same rules
+    and constants: ``ALPHA`` for the period tests, the sign of :data:`bayesct.classical.PAPER_TAU`,
+    the signs of the logistic coefficients), vectorised over replicates; the tests check that they
+    agree with :func:`bayesct.classical.findings` on replicated cohorts.
+
+    Parameters
+    ----------
+    values
+        One row per cohort, columns statistic keys (:func:`table_statistics`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cohort, one column per finding id: 1.0 shown, 0.0 not shown, NaN cannot be
+        assessed.
+    """
+
+    def col(key: str) -> np.ndarray:
+        if key in values:
+            return values[key].to_numpy(dtype=float)
+        return np.full(len(values), np.nan)
+
+    def verdict(ok: np.ndarray, defined: np.ndarray) -> np.ndarray:
+        return np.where(defined, ok.astype(float), np.nan)
+
+    out: dict[str, np.ndarray] = {}
+    for j, label in enumerate(PERIOD_LABELS):
+        p = col(stat_key("ct_mw_p", label))
+        with np.errstate(invalid="ignore"):
+            if j == 0:
+                out[f"period_{label}_no_difference"] = verdict(p >= ALPHA, ~np.isnan(p))
+            else:
+                out[f"period_{label}_difference"] = verdict(p < ALPHA, ~np.isnan(p))
+    for lab, paper_tau in PAPER_TAU.items():
+        t = col(stat_key("kendall_tau", lab))
+        out[f"tau_sign_{lab}"] = verdict(np.sign(t) == np.sign(paper_tau), ~np.isnan(t))
+    c = col(stat_key("logistic_coef", "ct_score"))
+    out["ct_coef_positive"] = verdict(np.sign(c) == 1.0, ~np.isnan(c))
+    d = col(stat_key("logistic_coef", "day"))
+    out["day_coef_negative"] = verdict(np.sign(d) == -1.0, ~np.isnan(d))
+    return pd.DataFrame(out, index=values.index)
+
+
+# -- summaries ------------------------------------------------------------------------------------------
+def _split_key(key: str) -> tuple[str, str]:
+    if "[" in key and key.endswith("]"):
+        name, index = key[:-1].split("[", 1)
+        return name, index
+    return key, ""
+
+
+def summarise_statistics(
+    observed: pd.Series, replicated: pd.DataFrame, *, ci_prob: float = CI_PROB
+) -> pd.DataFrame:
+    """Observed value against the replicated distribution, per statistic.
+
+    Parameters
+    ----------
+    observed
+        Statistic key -> observed value.
+    replicated
+        One column per statistic key, one row per replicate (NaN: undefined or not computed).
+    ci_prob
+        Probability of the central interval (default 0.95).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statistic: ``key, name, period, marker, term, observed, rep_median, rep_lo,
+        rep_hi, ppp`` (P(T_rep >= T_obs)), ``ppp_two_sided``, ``n_valid``, ``outside`` (observed
+        outside [rep_lo, rep_hi]; NA when it cannot be judged) and ``description``.
+    """
+    lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    rows = []
+    for key in observed.index:
+        name, index = _split_key(str(key))
+        column, description = STATISTICS.get(name, ("", ""))
+        col = replicated[key].to_numpy(dtype=float) if key in replicated else np.array([])
+        valid = col[~np.isnan(col)]
+        obs = float(observed[key])
+        n_valid = int(valid.size)
+        if n_valid:
+            med, lo, hi = (float(v) for v in np.quantile(valid, [0.5, lo_q, hi_q]))
+        else:
+            med = lo = hi = math.nan
+        if n_valid and math.isfinite(obs):
+            upper = float(np.mean(valid >= obs))
+            lower = float(np.mean(valid <= obs))
+            ppp, ppp2 = upper, min(1.0, 2.0 * min(upper, lower))
+            outside: object = bool(obs < lo or obs > hi)
+        else:
+            ppp = ppp2 = math.nan
+            outside = pd.NA
+        rows.append(
+            {
+                "key": str(key),
+                "name": name,
+                "period": index if column == "period" else "",
+                "marker": index if column == "marker" else "",
+                "term": index if column == "term" else "",
+                "observed": obs,
+                "rep_median": med,
+                "rep_lo": lo,
+                "rep_hi": hi,
+                "ppp": ppp,
+                "ppp_two_sided": ppp2,
+                "n_valid": n_valid,
+                "n_replicates": len(replicated),
+                "outside": outside,
+                "description": description,
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["outside"] = out["outside"].astype("boolean")
+    out.attrs["ci_prob"] = ci_prob
+    return out
+
+
+def summarise_findings(observed: pd.DataFrame, replicated: pd.DataFrame) -> pd.DataFrame:
+    """Share of replicates reproducing each of the paper's findings.
+
+    Parameters
+    ----------
+    observed
+        :func:`bayesct.classical.findings` of the observed cohort (``finding, paper, observed,
+        reproduced, sentence``).
+    replicated
+        One column per finding id, one row per replicate: 1 reproduced, 0 not, NaN cannot be
+        assessed (excluded).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``finding, paper, observed_value, observed_reproduced, reproduced_share, n_valid, sentence``.
+    """
+    rows = []
+    for _, f in observed.iterrows():
+        fid = str(f["finding"])
+        col = replicated[fid].to_numpy(dtype=float) if fid in replicated else np.array([])
+        valid = col[~np.isnan(col)]
+        share = float(valid.mean()) if valid.size else math.nan
+        obs_rep = f["reproduced"]
+        obs_text = "cannot be assessed" if pd.isna(obs_rep) else ("yes" if bool(obs_rep) else "no")
+        share_text = "no valid replicate" if not valid.size else f"{100 * share:.0f}% of {valid.size} replicates"
+        rows.append(
+            {
+                "finding": fid,
+                "paper": f["paper"],
+                "observed_value": float(f["observed"]),
+                "observed_reproduced": pd.NA if pd.isna(obs_rep) else bool(obs_rep),
+                "reproduced_share": share,
+                "n_valid": int(valid.size),
+                "sentence": f"{f['paper']}: observed data {obs_text}; reproduced in {share_text}.",
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["observed_reproduced"] = out["observed_reproduced"].astype("boolean")
+    return out
+
+
+# -- the check ------------------------------------------------------------------------------------------
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN / NA -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, int | str):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _records(frame: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    if frame is None:
+        return None
+    return [_clean(r) for r in frame.to_dict(orient="records")]
+
+
+@dataclass
+class PPCResult:
+    """Everything ``bayesct check`` reports.
+
+    Attributes
+    ----------
+    statistics
+        :func:`summarise_statistics` of every statistic.
+    findings
+        :func:`summarise_findings` of the paper's findings.
+    replicated
+        The replicate matrix (one row per replicate, one column per statistic key).
+    replicated_findings
+        One row per replicate, one column per finding (1/0/NaN).
+    pit, pit_summary
+        Per-observation PIT / LOO-PIT and its per-marker summary (``None`` when skipped).
+    calibration
+        Mortality calibration (``None`` without a mortality submodel or when skipped).
+    loo
+        Patient-level PSIS-LOO of the fit (``None`` when skipped).
+    comparison
+        PSIS-LOO comparison with other variants (``None`` when none given).
+    meta
+        Level, replicates, seed, conventions, notes, timings.
+    converged
+        Whether the fit passed its convergence gates.
+    """
+
+    statistics: pd.DataFrame
+    findings: pd.DataFrame
+    replicated: pd.DataFrame
+    replicated_findings: pd.DataFrame
+    pit: pd.DataFrame | None = None
+    pit_summary: pd.DataFrame | None = None
+    calibration: MortalityCalibration | None = None
+    loo: dict[str, Any] | None = None
+    comparison: pd.DataFrame | None = None
+    comparisons: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    converged: bool = True
+
+    @property
+    def ci_prob(self) -> float:
+        return float(self.meta.get("ci_prob", CI_PROB))
+
+    @property
+    def n_outside(self) -> int:
+        """Statistics whose observed value lies outside the central interval of the replicates."""
+        return int(self.statistics["outside"].fillna(False).astype(bool).sum())
+
+    @property
+    def n_judged(self) -> int:
+        """Statistics with an observed value and at least one valid replicate."""
+        return int(self.statistics["outside"].notna().sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``ppc.json``."""
+        out: dict[str, Any] = {
+            "converged": self.converged,
+            "meta": self.meta,
+            "n_statistics": len(self.statistics),
+            "n_judged": self.n_judged,
+            "n_outside": self.n_outside,
+            "statistics": _records(self.statistics),
+            "findings": _records(self.findings),
+            "pit": _records(self.pit_summary),
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
+            "loo": self.loo,
+            "comparison": _records(self.comparison),
+            "comparisons": {k: _records(v) for k, v in self.comparisons.items()},
+        }
+        return _clean(out)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def summary(self) -> str:
+        """A few human lines: statistics outside their interval, each finding's share."""
+        pct = f"{100 * self.ci_prob:.0f}%"
+        lines = [
+            f"Posterior predictive check ({self.meta.get('level')} level, {len(self.replicated)} replicates; "
+            f"mixed model on {self.meta.get('mixed_replicates')} of them)",
+            f"  {self.n_outside} of {self.n_judged} statistics fall outside the central {pct} interval "
+            "of their replicates:",
+        ]
+        out = self.statistics.loc[self.statistics["outside"].fillna(False).astype(bool)]
+        for _, r in out.iterrows():
+            lines.append(
+                f"    {r['key']}: observed {r['observed']:.3g}, replicated {r['rep_median']:.3g} "
+                f"[{r['rep_lo']:.3g}, {r['rep_hi']:.3g}], ppp {r['ppp']:.3f}"
+            )
+        lines.append("  Findings of the paper (share of replicates reproducing it):")
+        for _, f in self.findings.iterrows():
+            share = "NA" if pd.isna(f["reproduced_share"]) else f"{100 * f['reproduced_share']:.0f}%"
+            obs = "NA" if pd.isna(f["observed_reproduced"]) else ("yes" if f["observed_reproduced"] else "no")
+            lines.append(f"    {f['finding']:<34} {share:>5} (n={f['n_valid']}); observed: {obs}")
+        if self.pit_summary is not None:
+            lines.append("  LOO-PIT (KS p-value vs uniform): " + ", ".join(
+                f"{m} {p:.2f}" for m, p in zip(self.pit_summary["marker"], self.pit_summary["ks_loo_pit_p"],
+                                               strict=True)))
+        if self.calibration is not None:
+            s = self.calibration.summary
+            lines.append(
+                f"  Mortality: {s['observed_deaths']:.0f} deaths observed, {s['expected_deaths_loo']:.1f} "
+                f"expected (LOO); Brier {s['brier_loo']:.3f}"
+            )
+        if self.loo is not None:
+            lines.append(
+                f"  Patient-level PSIS-LOO elpd {self.loo['elpd']:.1f} (SE {self.loo['se']:.1f}); "
+                f"{self.loo['n_bad_k']} of {self.loo['n_patients']} patients with Pareto k > 0.7"
+            )
+        if self.comparison is not None:
+            lines.append(f"  PSIS-LOO comparison on {self.comparison['data'].iloc[0]}:")
+            for _, r in self.comparison.iterrows():
+                lines.append(
+                    f"    {r['model']:<14} elpd {r['elpd']:.1f} (SE {r['se']:.1f}), "
+                    f"diff {r['elpd_diff']:.1f} (SE {r['dse']:.1f})"
+                )
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ``ppc.json``, ``ppc.csv``, ``ppc_findings.csv``, ``ppc_replicates.csv`` and the figures."""
+        from bayesct.checks import figures
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        p = out / "ppc.json"
+        p.write_text(self.to_json(), encoding="utf-8")
+        paths.append(p)
+        p = out / "ppc.csv"
+        self.statistics.to_csv(p, index=False)
+        paths.append(p)
+        p = out / "ppc_findings.csv"
+        self.findings.to_csv(p, index=False)
+        paths.append(p)
+        p = out / "ppc_replicates.csv"
+        self.replicated.to_csv(p, index_label="replicate")
+        paths.append(p)
+        if self.pit is not None:
+            p = out / "pit.csv"
+            self.pit.to_csv(p, index=False)
+            paths.append(p)
+        if self.calibration is not None:
+            p = out / "calibration.csv"
+            self.calibration.bins.to_csv(p, index=False)
+            paths.append(p)
+        if self.comparison is not None:
+            p = out / "loo_compare.csv"
+            self.comparison.to_csv(p, index=False)
+            paths.append(p)
+        paths.extend(figures.write_figures(self, out / "figures"))
+        return paths
+
+
+def _check_judge(observed: dict[str, float], classical: pd.DataFrame) -> None:
+    """Guard: the vectorised verdicts must equal :func:`bayesct.classical.findings` on the observed data."""
+    mine = judge_findings(pd.DataFrame([observed])).iloc[0]
+    for fid, rep in zip(classical["finding"], classical["reproduced"], strict=True):
+        want = math.nan if pd.isna(rep) else float(bool(rep))
+        got = float(mine.get(str(fid), math.nan))
+        if not (got == want or (math.isnan(got) and math.isnan(want))):
+            raise RuntimeError(f"finding {fid}: vectorised verdict {got} != bayesct.classical.findings {want}")
+
+
+def posterior_predictive_check(
+    fit: FitResult,
+    *,
+    replicates: int = 200,
+    level: Level = "patients",
+    seed: int = 0,
+    mixed_replicates: int = DEFAULT_MIXED_REPLICATES,
+    ci_prob: float = CI_PROB,
+    standard_checks: bool = True,
+    check_draws: int = 1000,
+    compare: dict[str, FitResult] | None = None,
+) -> PPCResult:
+    """Replicate the paper's tables from a fit and compare them with the observed ones.
+
+    Parameters
+    ----------
+    fit
+        A joint-family fit.
+    replicates
+        Replicated cohorts (one posterior draw each).
+    level
+        ``"patients"`` or ``"new"`` (see the module docstring).
+    seed
+        Random seed (replication and standard checks).
+    mixed_replicates
+        Replicates (the first ones) on which the mixed model also runs; 0 skips it.
+    ci_prob
+        Probability of the central intervals (default 0.95).
+    standard_checks
+        Also compute PIT / LOO-PIT, mortality calibration and the fit's patient-level PSIS-LOO.
+    check_draws
+        Posterior draws for the standard checks.
+    compare
+        Other variants (name -> fit, same data) for a patient-level PSIS-LOO comparison with this fit.
+
+    Returns
+    -------
+    PPCResult
+    """
+    _check_fit(fit)
+    _check_level(level)
+    if replicates < 1:
+        raise PPCError(f"the number of replicates must be >= 1, got {replicates}")
+    if mixed_replicates < 0:
+        raise PPCError(f"mixed_replicates must be >= 0, got {mixed_replicates}")
+    if not 0.0 < ci_prob < 1.0:
+        raise PPCError(f"ci_prob must be in (0, 1), got {ci_prob}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    reps = replicate_set(fit, n=replicates, level=level, seed=seed)
+    timings["replicate"] = time.perf_counter() - t0
+    cohort = fit.cohort
+    mixed_markers = tuple(m for m in fit.design.markers)
+    n_mixed = min(mixed_replicates, replicates)
+    deaths = DIED in reps.values
+
+    t0 = time.perf_counter()
+    obs = table_statistics(cohort, mixed_markers=mixed_markers if n_mixed else None, deaths=deaths)
+    obs_findings = classical_findings(
+        {
+            "period_comparison": period_comparison(cohort),
+            "kendall": kendall(cohort),
+            "mortality_logistic": mortality_logistic(cohort),
+        }
+    )
+    _check_judge(obs, obs_findings)
+    timings["observed"] = time.perf_counter() - t0
+    keys = list(obs)
+    mat = np.full((replicates, len(keys)), np.nan)
+    t_scan = t_mixed = 0.0
+    for r in range(replicates):
+        rep = reps.cohort(r)
+        ts = time.perf_counter()
+        st = table_statistics(rep, deaths=deaths)
+        t_scan += time.perf_counter() - ts
+        if r < n_mixed:
+            ts = time.perf_counter()
+            st.update(mixed_statistics(rep, mixed_markers))
+            t_mixed += time.perf_counter() - ts
+        mat[r] = [st.get(k, math.nan) for k in keys]
+    timings["statistics"] = t_scan
+    timings["mixed_model"] = t_mixed
+    replicated = pd.DataFrame(mat, columns=keys)
+    replicated.index.name = "replicate"
+    replicated_findings = judge_findings(replicated)
+    statistics = summarise_statistics(pd.Series(obs), replicated, ci_prob=ci_prob)
+    if n_mixed:
+        is_mixed = statistics["name"] == "mixed_p"
+        statistics["note"] = np.where(
+            is_mixed, f"mixed model run on the first {n_mixed} of {replicates} replicates (slow)", "")
+    else:
+        statistics["note"] = ""
+    unmodelled = [m for m in cohort.labs if m not in fit.design.markers]
+    for lab in unmodelled:
+        sel = statistics["marker"] == lab
+        statistics.loc[sel, "note"] = "lab not in the model: its observed values are kept in every replicate"
+    findings = summarise_findings(obs_findings, replicated_findings)
+
+    pit = pit_sum = None
+    calibration = None
+    loo = None
+    notes = list(reps.notes)
+    if standard_checks:
+        t0 = time.perf_counter()
+        pm = PosteriorModel.from_fit(fit, max_draws=check_draws, seed=seed)
+        pit = predictive_pit(fit, seed=seed, model=pm)
+        pit_sum = pit_summary(pit, ci_prob=ci_prob)
+        if fit.spec.mortality:
+            calibration = mortality_calibration(fit, ci_prob=ci_prob, seed=seed, model=pm)
+        else:
+            notes.append(f"model '{fit.spec.name}' has no mortality submodel: no mortality calibration")
+        loo = patient_loo(fit, seed=seed, model=pm)
+        timings["standard_checks"] = time.perf_counter() - t0
+    comparison = None
+    comparisons: dict[str, pd.DataFrame] = {}
+    if compare:
+        t0 = time.perf_counter()
+        name = fit.spec.name
+        all_fits = {name: fit} | {(k if k != name else f"{k}_2"): v for k, v in compare.items()}
+        usable = {k: v for k, v in all_fits.items() if v.spec.family == "joint"}
+        excluded = sorted(set(all_fits) - set(usable))
+        if excluded:
+            notes.append(f"left out of the PSIS-LOO comparison (not trajectory models): {', '.join(excluded)}")
+        if len(usable) >= 2:
+            comparison = compare_models(usable, max_draws=check_draws, seed=seed)
+            for other, f in usable.items():
+                if other == name:
+                    continue
+                pair = {name: fit, other: f}
+                parts = shared_parts(pair)
+                if list(parts) != comparison.attrs.get("parts"):
+                    comparisons[f"{name}_vs_{other}"] = compare_models(pair, max_draws=check_draws, seed=seed)
+        timings["comparison"] = time.perf_counter() - t0
+
+    meta = {
+        "model": fit.spec.name,
+        "level": level,
+        "replicates": replicates,
+        "mixed_replicates": n_mixed,
+        "seed": seed,
+        "ci_prob": ci_prob,
+        "interval": f"central (equal-tailed) {100 * ci_prob:.0f}% interval of the replicated statistic",
+        "ppp": "ppp = P(T_rep >= T_obs) over valid replicates (upper tail); "
+        "ppp_two_sided = min(1, 2 min(P(T_rep >= T_obs), P(T_rep <= T_obs)))",
+        "n_valid": "replicates where the statistic is defined (undefined ones, e.g. a period without "
+        "non-survivor scans or a separated logistic fit, are NaN and excluded)",
+        "mixed_model": f"the mixed model's group x period test runs on the first {n_mixed} of "
+        f"{replicates} replicates only (~0.15 s per marker)",
+        "replicated_markers": list(reps.replicated_markers),
+        "died": "replicated" if deaths else "observed (fixed)",
+        "notes": notes,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "fit_converged": fit.passed,
+    }
+    return PPCResult(
+        statistics=statistics,
+        findings=findings,
+        replicated=replicated,
+        replicated_findings=replicated_findings,
+        pit=pit,
+        pit_summary=pit_sum,
+        calibration=calibration,
+        loo=loo,
+        comparison=comparison,
+        comparisons=comparisons,
+        meta=meta,
+        converged=fit.passed,
+    )
+
+
+# -- CLI ----------------------------------------------------------------------------------------------------
+def run_cli(args: argparse.Namespace) -> int:
+    """The ``bayesct check`` subcommand, from parsed arguments.
+
+    ``args`` carries ``fit_dir, out, replicates, level, seed, compare`` (a list of other fit
+    folders, possibly empty) and optionally ``mixed_replicates``. Prints a short summary and the
+    output paths; a fit that failed its convergence gates gets a loud WARNING on stderr and
+    ``"converged": false`` in ``ppc.json``. User errors raise :class:`~bayesct.errors.BayesctError`.
+    """
+    fit_dir = Path(args.fit_dir)
+    if not fit_dir.is_dir():
+        raise PPCError(f"fit folder {fit_dir} does not exist")
+    replicates = int(getattr(args, "replicates", 200))
+    level = str(getattr(args, "level", "patients"))
+    _check_level(level)
+    if replicates < 1:
+        raise PPCError(f"--replicates must be >= 1, got {replicates}")
+    fit = FitResult.load(fit_dir)
+    _check_fit(fit)
+    others: dict[str, FitResult] = {}
+    for other_dir in getattr(args, "compare", None) or []:
+        other = FitResult.load(other_dir)
+        name = other.spec.name
+        while name in others or name == fit.spec.name:
+            name = f"{name}_{Path(other_dir).name}"
+        others[name] = other
+    if not fit.passed:
+        print(
+            f"WARNING: the fit in {fit_dir} FAILED its convergence gates; posterior predictive checks of "
+            f"an unconverged fit are not trustworthy.\n{fit.diagnostics.message()}",
+            file=sys.stderr,
+        )
+    for name, other in others.items():
+        if not other.passed:
+            print(f"WARNING: comparison fit '{name}' FAILED its convergence gates.", file=sys.stderr)
+    result = posterior_predictive_check(
+        fit,
+        replicates=replicates,
+        level=level,  # type: ignore[arg-type]
+        seed=int(getattr(args, "seed", 0)),
+        mixed_replicates=int(getattr(args, "mixed_replicates", DEFAULT_MIXED_REPLICATES)),
+        compare=others or None,
+    )
+    paths = result.write(args.out)
+    print(result.summary())
+    for note in result.meta.get("notes", []):
+        print(f"  note: {note}")
+    print("Written:")
+    for p in paths:
+        print(f"  {p}")
+    return 0

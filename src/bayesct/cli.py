@@ -1,0 +1,339 @@
+"""The ``bayesct`` command: one command, subcommands.
+
+Every user error (bad data, bad spec, bad option) ends as one line
+``error: <what, where>`` on stderr and exit code 2 — never a traceback. A fit
+that misses a convergence gate says so loudly on stderr; its exit code stays 0
+unless ``--strict`` is given (then 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_USAGE = 2
+EXIT_NOT_CONVERGED = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: same shape as ours
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _days(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated days like 3,8,13, got {text!r}") from None
+
+
+def _loud(message: str) -> None:
+    bar = "!" * 78
+    print(f"{bar}\nWARNING: {message}\n{bar}", file=sys.stderr)
+
+
+# -- subcommands ---------------------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from bayesct.data import load_default_cohort, simulate_cohort, write_cohort
+
+    if args.patients is None:
+        cohort = load_default_cohort()
+        what = "the default cohort (93 patients, calibrated to the paper's published summaries)"
+    else:
+        cohort = simulate_cohort(args.patients, seed=args.seed).cohort
+        what = f"a simulated cohort of {args.patients} patients (seed {args.seed})"
+    path = write_cohort(cohort, args.out)
+    print(f"Wrote {what} to {path}: {cohort.n_visits} visits, {cohort.n_scans} CT scans, "
+          f"{cohort.n_deaths} deaths.")
+    return 0
+
+
+def _read(data: str, patients: str | None):
+    from bayesct.data import read_cohort
+
+    cohort = read_cohort(data, patients)
+    for note in cohort.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return cohort
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cohort = _read(args.data, args.patients)
+    print(cohort.summary())
+    return 0
+
+
+def cmd_classical(args: argparse.Namespace) -> int:
+    from bayesct.classical import run_all, write_tables
+
+    cohort = _read(args.data, args.patients)
+    tables = run_all(cohort)
+    paths = write_tables(tables, args.out)
+    print(f"Classical tables of {cohort.source} ({cohort.n_patients} patients, {cohort.n_scans} scans):")
+    for p in paths:
+        print(f"  {p}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from bayesct.errors import ConvergenceWarning
+    from bayesct.modeling.fit import JointModel
+
+    cohort = _read(args.data, args.patients)
+    model = JointModel(args.model)
+    settings = model.sampler_settings(draws=args.draws, tune=args.tune, chains=args.chains)
+    print(f"Fitting model '{model.spec.name}' to {cohort.n_patients} patients ({cohort.n_scans} scans, "
+          f"markers: {', '.join(m for m in cohort.markers if model.spec.markers is None or m in model.spec.markers)}) "
+          f"with {args.sampler}: {settings['chains']} chains x {settings['draws']} draws "
+          f"(+{settings['tune']} tuning), seed {args.seed}.", file=sys.stderr)
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, louder
+        result = model.fit(cohort, draws=args.draws, tune=args.tune, chains=args.chains,
+                           sampler=args.sampler, seed=args.seed, progress=progress)
+    out = result.save(args.out)
+    diag = result.diagnostics
+    if diag.passed:
+        print(diag.message())
+    else:
+        _loud(diag.message() + "\nThe posterior below is NOT reliable until these gates pass.")
+    print(result.summary(_headline_vars(result)).pipe(_format_summary))
+    print(f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, fingerprint.json, diagnostics.json)")
+    if args.strict and not diag.passed:
+        return EXIT_NOT_CONVERGED
+    return 0
+
+
+def _headline_vars(result) -> list[str]:
+    wanted = ["severity_cov_stds", "severity_cov_corr", "re_cov_stds", "loading_lab", "specific_sd",
+              "noise_sd", "ct_phi", "mort_intercept", "mort_beta", "mort_gamma", "patient_sd", "coef_per_unit"]
+    names = [v for v in wanted if v in result.posterior]
+    return names
+
+
+def _format_summary(df) -> str:
+    from bayesct.report.format import fmt_estimate
+
+    if "severity_cov_corr" in " ".join(df["parameter"]):
+        df = df[~df["parameter"].str.match(r"severity_cov_corr\[(\w+), \1\]")]
+        df = df[~df["parameter"].str.contains(r"severity_cov_corr\[slope, intercept\]|\[1, 0\]", regex=True)]
+    lines = ["parameter                              median [95% CrI]            ESS bulk  R-hat"]
+    for row in df.itertuples():
+        est = fmt_estimate(row.median, row.lo, row.hi, decimals=3)
+        lines.append(f"{row.parameter:<38} {est:<28} {row.ess_bulk:8.0f}  {row.r_hat:5.3f}")
+    return "\n".join(lines)
+
+
+def cmd_priors(args: argparse.Namespace) -> int:
+    from bayesct.modeling.spec import load_spec
+
+    spec = load_spec(args.model)
+    print(f"{spec.name}: {spec.description}")
+    print(spec.describe_priors())
+    return 0
+
+
+def cmd_prior_check(args: argparse.Namespace) -> int:
+    from bayesct.modeling.prior_check import prior_predictive_check
+
+    cohort = _read(args.data, args.patients)
+    table = prior_predictive_check(cohort, args.model, draws=args.draws, seed=args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False))
+    print(f"Prior predictive summary written to {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bayesct.checks.ppc import run_cli
+
+    return run_cli(args)
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    from bayesct.risk import run_cli
+
+    return run_cli(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bayesct.demo import run_demo
+
+    return run_demo(Path(args.out), seed=args.seed, replicates=args.replicates)
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from bayesct import __version__
+
+    parser = _Parser(prog="bayesct", description=(
+        "Bayesian joint modelling of serial CT scores and labs with a mortality submodel. "
+        "Data files: CSV, Parquet or Excel, one row per patient-visit (see README)."))
+    parser.add_argument("--version", action="version", version=f"bayesct {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def data_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("data", help="visits table (CSV, Parquet or Excel)")
+        p.add_argument("--patients", metavar="FILE", help="optional patient table joined on patient_id")
+
+    p = sub.add_parser("simulate", help="write the default cohort or a simulated one",
+                       description="Write the shipped default cohort (no --patients) or simulate a cohort "
+                                   "from the generative joint model.")
+    p.add_argument("--patients", type=_positive_int, help="number of patients (omit: the default cohort)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output file (.csv, .parquet or .xlsx)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("validate", help="validate a data file and describe the cohort",
+                       description="Validate a data file against the column contract and summarise it.")
+    data_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("classical", help="the paper's frequentist tables",
+                       description="Compute the paper's frequentist tables (Tables 1-4, Supp. S3-S4).")
+    data_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_classical)
+
+    p = sub.add_parser("fit", help="fit a model and write the posterior",
+                       description="Fit a bayesct model; writes posterior.nc, spec.toml, data.csv, "
+                                   "fingerprint.json and diagnostics.json to --out.")
+    data_args(p)
+    p.add_argument("--out", required=True, help="output folder for the fit")
+    p.add_argument("--model", default="joint",
+                   help="spec name (joint, ct_only, descriptive, scan_logistic) or a .toml path (default joint)")
+    p.add_argument("--draws", type=_positive_int, help="draws per chain (default: the spec's)")
+    p.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default: the spec's)")
+    p.add_argument("--chains", type=_positive_int, help="chains (default: the spec's)")
+    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default="nutpie",
+                   help="NUTS implementation (default nutpie)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--strict", action="store_true", help="exit with code 3 when a convergence gate fails")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show sampling progress (default: when stderr is a terminal)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("priors", help="print a model's priors",
+                       description="Print the priors declared in a model spec.")
+    p.add_argument("--model", default="joint", help="spec name or .toml path (default joint)")
+    p.set_defaults(func=cmd_priors)
+
+    p = sub.add_parser("prior-check", help="prior predictive check on a data set's design",
+                       description="Draw from the prior predictive on the data's design and compare the "
+                                   "replicated markers' range with the observed.")
+    data_args(p)
+    p.add_argument("--model", default="joint", help="spec name or .toml path (default joint)")
+    p.add_argument("--draws", type=_positive_int, default=200, help="prior draws (default 200)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.set_defaults(func=cmd_prior_check)
+
+    p = sub.add_parser("check", help="posterior predictive checks replicating the paper's tests",
+                       description="Replicate cohorts from a fit and rerun the paper's frequentist "
+                                   "comparisons on each; writes ppc.json, ppc.csv and figures.")
+    p.add_argument("fit_dir", help="fit folder written by 'bayesct fit'")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--replicates", type=_positive_int, default=200, help="replicated cohorts (default 200)")
+    p.add_argument("--level", choices=["patients", "new"], default="patients",
+                   help="replicate the same patients (their posterior effects) or new patients")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--compare", nargs="*", default=[], metavar="FITDIR",
+                   help="other fit folders of the same data for a PSIS-LOO comparison")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("risk", help="posterior risk of death for a new patient, or the Table 3 grid",
+                       description="Posterior P(death) given a CT score on a day (or a whole history), "
+                                   "with its 95% credible interval; or the grid over CT score x day.")
+    p.add_argument("fit_dir", help="fit folder written by 'bayesct fit'")
+    p.add_argument("--ct-score", type=_float, help="observed CT score (0-24)")
+    p.add_argument("--day", type=_float, help="days since symptom onset of that scan")
+    p.add_argument("--age", type=_float, help="age in years (needed by models with age)")
+    p.add_argument("--sex", choices=["female", "male"], help="sex (needed by models with sex)")
+    p.add_argument("--history", metavar="FILE", help="the patient's visits (CSV/Parquet/Excel)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--grid", action="store_true", help="the grid of risk by CT score 0-24 x day")
+    p.add_argument("--days", type=_days, help="days of the grid, e.g. 3,8,13 (default 0..30)")
+    p.add_argument("--out", help="CSV for --grid (a heat map PNG is written beside it)")
+    p.add_argument("--draws", type=_positive_int, default=1000, help="posterior draws used (default 1000)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=cmd_risk)
+
+    p = sub.add_parser("demo", help="the main job on the default cohort",
+                       description="Default cohort -> classical tables -> joint fit -> checks -> risk grid "
+                                   "-> report, all in --out.")
+    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--replicates", type=_positive_int, default=200, help="PPC replicates (default 200)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bayesct`` command."""
+    from bayesct.errors import BayesctError
+
+    os.environ.setdefault("PYTENSOR_FLAGS", "")
+    warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except BayesctError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def _json_default(obj: object) -> object:  # pragma: no cover - helper for subcommands
+    return str(obj)
+
+
+__all__ = ["build_parser", "json", "main"]

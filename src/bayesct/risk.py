@@ -1,0 +1,1117 @@
+r"""Posterior risk queries and dynamic prediction for new patients (``bayesct risk``).
+
+The question of the paper's Table 3, "what is the probability of death of a
+patient with CT score *s* on day *d* since symptom onset?", is answered here
+from a fitted model, with its posterior uncertainty:
+
+* :func:`risk_query` — P(death) of one new patient given what has been observed
+  of them: one CT score on a day, or a whole history of CT scores and labs,
+  plus the covariates the model needs (age, sex, ...). Returns the posterior of
+  the risk (its draws, median and central interval) as an :class:`xarray.Dataset`.
+* :func:`risk_grid` — the Table 3 counterpart: risk by CT score 0-24 × day (or
+  period), with medians, intervals and the paper's colour bands;
+  :func:`plot_risk_grid` draws it as a heat map.
+* :func:`patient_risks` — for the cohort's own patients, their patient-specific
+  posterior risk beside the population-level risk given only their first scan.
+* :func:`run_cli` — the ``bayesct risk`` subcommand.
+
+Method (``joint`` family: specs ``joint``, ``ct_only``, ...)
+    A new patient's random effects :math:`e` are unknown. For each posterior
+    draw :math:`\theta_s` (thinned to ``max_draws``, default 1000),
+
+    .. math::
+
+        P_s = \frac{\int \mathrm{logit}^{-1}(\alpha + x'\beta + c_s' e)\,
+                     p(y \mid e, \theta_s)\, N(e; 0, \Sigma_s)\, de}
+                   {\int p(y \mid e, \theta_s)\, N(e; 0, \Sigma_s)\, de}
+
+    where :math:`y` are the patient's observations and :math:`c_s' e` the
+    mortality association terms (linear in the effects). The posterior of the
+    risk is the set :math:`\{P_s\}`; its median and central ``ci_prob``
+    interval are reported.
+
+    *One CT scan* (the Table 3 question, ``method="quadrature"``): the scan
+    depends on the effects only through the scalar :math:`\xi = a_s' e` (the
+    patient's deviation of the CT logit on that day) and mortality only through
+    :math:`w = c_s' e`; :math:`(\xi, w)` is bivariate normal, so the integral is
+    one-dimensional over :math:`\xi` (trapezoid rule over ±8 prior SD with
+    nodes at most 0.35 apart on the logit scale, at least 81) with the inner expectation over :math:`w \mid \xi` by a
+    trapezoid rule over ±8.5 SD, spacing adapted to that SD (more accurate than Gauss-Hermite
+    for the logistic when that SD is large). This is deterministic (no Monte
+    Carlo error) and fast: all 25 scores of one day share the work, so a
+    25 × 31 grid takes seconds.
+
+    *A history* (several scans and/or labs, ``method="laplace"`` or
+    ``"prior"``): self-normalised importance sampling over the effects, per
+    draw. The weights are the likelihood of the observations — CT scores
+    beta-binomial (or binomial) on the logit scale, labs normal on their
+    modelling scale with, for the factor structure, the lab-specific patient
+    intercepts integrated out (per lab: covariance
+    :math:`\sigma^2 I + \tau^2 J`, as in the fit; Student-t labs integrate the
+    intercept by Gauss-Hermite quadrature). ``"laplace"`` (the default for
+    histories) proposes from a multivariate Student-t (7 d.o.f.) centred at the
+    mode of each draw's conditional posterior of the effects with the inverse
+    Hessian as scale (Newton iterations, exact for the Gaussian lab part);
+    ``"prior"`` proposes from :math:`N(0, \Sigma_s)`. The effective sample size
+    of the weights is reported (``ess_min``, ``ess_median``); when too low the
+    number of effects is raised (up to 4×), then a :class:`RiskWarning` is
+    issued. The same ``seed`` gives the same numbers (common random numbers: the
+    proposal's standard normals depend only on the seed and the shapes).
+
+``scan_logistic`` family
+    :math:`P_s = E_r[\mathrm{logit}^{-1}(a + b_1 x_{ct} + b_2 x_{day} + r)]`,
+    :math:`r \sim N(0, \sigma_r)`, by the same trapezoid quadrature per
+    draw. With a history, the latest CT scan is used (the model is per scan; it
+    has no notion of a patient's trajectory).
+
+A spec without a mortality part (``descriptive``) cannot answer a risk query:
+a :class:`~bayesct.errors.SpecError` says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import expit, gammaln
+from scipy.special import logsumexp as _logsumexp
+
+from bayesct.constants import CI_PROB, CT, CT_MAX, DAY, PERIOD_LABELS, RISK_BANDS
+from bayesct.errors import BayesctError, DataValidationError, SpecError
+
+__all__ = [
+    "PERIOD_MID_DAYS",
+    "RiskWarning",
+    "patient_risks",
+    "plot_risk_grid",
+    "risk_band",
+    "risk_grid",
+    "risk_query",
+    "run_cli",
+]
+
+Method = Literal["auto", "quadrature", "laplace", "prior"]
+
+#: Day used for each of the paper's periods in a by-period grid (the ">20" period: day 25).
+PERIOD_MID_DAYS: dict[str, float] = {"0-5": 2.5, "6-10": 8.0, "11-15": 13.0, "16-20": 18.0, ">20": 25.0}
+
+#: Default number of posterior draws a query uses (thinned at random, reproducibly).
+DEFAULT_MAX_DRAWS = 1000
+#: Default number of effect vectors per posterior draw for importance sampling.
+DEFAULT_N_EFFECTS = 256
+#: Per-draw effective sample size of the importance weights below which more effects are drawn.
+MIN_ESS = 50.0
+
+_N_XI = 81  # minimum trapezoid nodes over the scan's effect combination (±8 prior SD)
+_XI_RANGE = 8.0
+_N_GH = 24  # Gauss-Hermite nodes for Student-t lab intercepts
+_T_DF = 7.0  # degrees of freedom of the Laplace Student-t proposal
+_NEWTON_STEPS = 30
+_ETA_MAX = 30.0  # CT logits are clipped here: logistic(±30) stays inside (0, 1) in float64
+_HISTORY_ID = "new patient"
+_SCORES = np.arange(CT_MAX + 1)
+
+
+class RiskWarning(UserWarning):
+    """A risk computation whose numerical accuracy may be poor (e.g. low importance-sampling ESS)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------------
+def _load(fit: Any) -> Any:
+    """A FitResult from a FitResult or a fit directory."""
+    from bayesct.modeling.fit import FitResult
+
+    if isinstance(fit, FitResult):
+        return fit
+    if isinstance(fit, str | Path):
+        return FitResult.load(fit)
+    raise BayesctError(f"expected a FitResult or a fit directory, got {type(fit).__name__}")
+
+
+def _check_mortality(spec: Any) -> None:
+    if not spec.mortality:
+        raise SpecError(
+            f"model '{spec.name}' has no mortality part, so it cannot give a risk of death; "
+            "fit a model with one (joint, ct_only or scan_logistic)"
+        )
+    if spec.family == "joint" and spec.by_group:
+        raise SpecError(
+            f"model '{spec.name}' has outcome-group-specific population curves: its trajectories "
+            "depend on the outcome it would predict, so it cannot give a risk for a new patient"
+        )
+
+
+def _check_score(score: Any, what: str = "CT score") -> int:
+    try:
+        s = float(score)
+    except (TypeError, ValueError):
+        raise BayesctError(f"{what} must be a whole number in 0-{CT_MAX}, got {score!r}") from None
+    if not math.isfinite(s) or s != round(s) or not 0 <= s <= CT_MAX:
+        raise BayesctError(f"{what} must be a whole number in 0-{CT_MAX}, got {score!r}")
+    return int(s)
+
+
+def _check_day(day: Any) -> float:
+    try:
+        d = float(day)
+    except (TypeError, ValueError):
+        raise BayesctError(f"day must be a number of days since symptom onset (>= 0), got {day!r}") from None
+    if not math.isfinite(d) or d < 0:
+        raise BayesctError(f"day must be a number of days since symptom onset (>= 0), got {day!r}")
+    return d
+
+
+_SEX = {"male": "male", "m": "male", "female": "female", "f": "female"}
+
+
+def _norm_sex(value: Any) -> str:
+    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if numeric and value in (0, 1):
+        return "male" if value == 1 else "female"
+    key = str(value).strip().lower()
+    if key not in _SEX:
+        raise BayesctError(f"sex must be 'male' or 'female' (or m/f), got {value!r}")
+    return _SEX[key]
+
+
+def _covariate_frame(
+    spec: Any,
+    *,
+    age: float | None,
+    sex: str | None,
+    covariates: Mapping[str, Any] | None,
+    from_history: Mapping[str, Any] | None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One-row patient table holding the covariates the model needs; refuses to guess missing ones."""
+    given: dict[str, Any] = {}
+    if from_history:
+        given.update({k: v for k, v in from_history.items() if v is not None and not pd.isna(v)})
+    explicit: dict[str, Any] = dict(covariates or {})
+    if age is not None:
+        explicit["age"] = age
+    if sex is not None:
+        explicit["sex"] = sex
+    for k, v in explicit.items():
+        if v is None:
+            continue
+        if k in given and k in ("age", "sex"):
+            old = _norm_sex(given[k]) if k == "sex" else float(given[k])
+            new = _norm_sex(v) if k == "sex" else float(v)
+            if old != new:
+                raise BayesctError(f"{k} given as {v!r} but the history says {given[k]!r}")
+        given[k] = v
+    if "male" in given and "sex" not in given:
+        given["sex"] = _norm_sex(given.pop("male"))
+    needed = [c for c in spec.covariates]
+    missing = [c for c in needed if c not in given]
+    if missing:
+        flags = ", ".join(f"--{c.replace('_', '-')}" for c in missing)
+        raise BayesctError(
+            f"model '{spec.name}' needs the covariate(s) {', '.join(missing)} of the patient; "
+            f"give them ({flags}); no default is assumed"
+        )
+    row: dict[str, Any] = {}
+    for c in needed:
+        v = given[c]
+        if c == "sex":
+            row[c] = _norm_sex(v)
+        else:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                raise BayesctError(f"covariate '{c}' must be a number, got {v!r}") from None
+            if not math.isfinite(x):
+                raise BayesctError(f"covariate '{c}' must be a finite number, got {v!r}")
+            if c == "age" and not 0 <= x <= 120:
+                raise BayesctError(f"age must be in 0-120 years, got {v!r}")
+            row[c] = x
+    used = dict(row)
+    return pd.DataFrame([row], index=pd.Index([_HISTORY_ID], name="patient_id")), used
+
+
+@dataclass
+class _Obs:
+    """What has been observed of one new patient (labs on the modelling scale, by marker name)."""
+
+    ct_day: np.ndarray
+    ct_score: np.ndarray
+    labs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    patient: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def n_lab_values(self) -> int:
+        return int(sum(len(v[0]) for v in self.labs.values()))
+
+    @property
+    def single_scan(self) -> bool:
+        return len(self.ct_day) == 1 and self.n_lab_values == 0
+
+
+def _read_history(history: pd.DataFrame | str | Path) -> _Obs:
+    """Validate a one-patient history with :func:`bayesct.data.validate.build_cohort`."""
+    from bayesct.data.io import read_table
+    from bayesct.data.validate import build_cohort
+    from bayesct.modeling.design import to_model_scale
+
+    if isinstance(history, str | Path):
+        source = str(history)
+        frame = read_table(history)
+    elif isinstance(history, pd.DataFrame):
+        source = "<history>"
+        frame = history
+    else:
+        raise BayesctError(f"history must be a DataFrame or a file path, got {type(history).__name__}")
+    frame = frame.copy()
+    frame.columns = pd.Index([str(c).strip().lower() for c in frame.columns])
+    notes: list[str] = []
+    if "patient_id" not in frame.columns:
+        frame.insert(0, "patient_id", _HISTORY_ID)
+    if "died" not in frame.columns:
+        frame["died"] = 0  # placeholder: the outcome is what is being predicted
+    else:
+        notes.append("the history's 'died' column is ignored (the outcome is what is predicted)")
+    cohort = build_cohort(frame, source=source)
+    if cohort.n_patients != 1:
+        raise DataValidationError(
+            f"a history must hold one patient; found {cohort.n_patients} patient_ids", file=source,
+            column="patient_id")
+    notes.extend(cohort.notes)
+    v = cohort.visits
+    ct = v.loc[v[CT].notna()] if CT in v.columns else v.iloc[:0]
+    labs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for m in cohort.labs:
+        sub = v.loc[v[m].notna()]
+        labs[m] = (sub[DAY].to_numpy(float), to_model_scale(m, sub[m].to_numpy(float)))
+    patient = {str(k): val for k, val in cohort.patients.iloc[0].items() if k != "died"}
+    return _Obs(ct[DAY].to_numpy(float), ct[CT].to_numpy(float) if len(ct) else np.zeros(0), labs,
+                notes, patient, source)
+
+
+def _observations(ct_score: Any, day: Any, history: Any) -> _Obs:
+    if (ct_score is None) != (day is None):
+        raise BayesctError("give both a CT score and the day it was taken (days since symptom onset)")
+    if history is None and ct_score is None:
+        raise BayesctError("give a CT score and its day, or a history of the patient's scans and labs")
+    obs = _read_history(history) if history is not None else _Obs(np.zeros(0), np.zeros(0))
+    if ct_score is not None:
+        s, d = _check_score(ct_score), _check_day(day)
+        same = obs.ct_day == d
+        if same.any():
+            if not np.all(obs.ct_score[same] == s):
+                raise BayesctError(f"the history already has a different CT score on day {d:g}")
+        else:
+            obs.ct_day = np.r_[obs.ct_day, d]
+            obs.ct_score = np.r_[obs.ct_score, s]
+    if len(obs.ct_day) == 0 and obs.n_lab_values == 0:
+        raise BayesctError("the history holds no CT score and no lab value to condition on")
+    return obs
+
+
+# ---------------------------------------------------------------------------------------------------
+# posterior views
+# ---------------------------------------------------------------------------------------------------
+def _thin_index(total: int, max_draws: int | None, seed: int) -> np.ndarray:
+    # Same rule as PosteriorModel.from_fit, so the two families thin alike.
+    if max_draws is not None and max_draws < total:
+        return np.sort(np.random.default_rng(seed).choice(total, size=max_draws, replace=False))
+    return np.arange(total)
+
+
+def _posterior_model(result: Any, max_draws: int | None, seed: int) -> Any:
+    from bayesct.modeling.posterior import PosteriorModel
+
+    return PosteriorModel.from_fit(result, max_draws=max_draws, seed=seed)
+
+
+@dataclass
+class _ScanLogistic:
+    a0: np.ndarray  # (S,)
+    beta: np.ndarray  # (S, 2) per scaled unit
+    sd: np.ndarray  # (S,)
+    ct_scale: tuple[float, float]
+    day_scale: tuple[float, float]
+    effects: np.ndarray | None = None  # (S, n_patients)
+
+    @classmethod
+    def from_fit(cls, result: Any, max_draws: int | None, seed: int) -> _ScanLogistic:
+        post = result.posterior
+        total = post.sizes["chain"] * post.sizes["draw"]
+        idx = _thin_index(total, max_draws, seed)
+
+        def get(name: str) -> np.ndarray:
+            da = post[name].stack(sample=("chain", "draw")).transpose("sample", ...)
+            return np.asarray(da.values)[idx]
+
+        spec = result.spec
+        return cls(get("mort_intercept"), get("mort_beta"), get("patient_sd"),
+                   spec.covariate_scaling.get(CT, (12.0, 6.0)), spec.covariate_scaling.get("day", (10.0, 10.0)),
+                   get("patient_effect") if "patient_effect" in post else None)
+
+    def logit(self, score: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """(S, n) fixed part of the log-odds for scans (n,)."""
+        x_ct = (np.asarray(score, float) - self.ct_scale[0]) / self.ct_scale[1]
+        x_day = (np.asarray(day, float) - self.day_scale[0]) / self.day_scale[1]
+        return self.a0[:, None] + self.beta[:, 0:1] * x_ct[None, :] + self.beta[:, 1:2] * x_day[None, :]
+
+    def risk(self, score: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """(S, n) population risk: the patient intercept integrated out (1-D quadrature)."""
+        eta = self.logit(score, day)
+        return _expit_normal_mean(eta, np.broadcast_to(self.sd[:, None], eta.shape))
+
+
+def _gh(n: int = _N_GH) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return x, w / w.sum()
+
+
+# ---------------------------------------------------------------------------------------------------
+# joint family: linear pieces
+# ---------------------------------------------------------------------------------------------------
+def _design_rows(pm: Any, marker: int, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Population curve m (S, n) and effect coefficients A (S, n, E) of marker's linear predictor.
+
+    The patient part of the linear predictor is linear in the effects; its coefficients are read
+    off :meth:`PosteriorModel.trajectory` at unit vectors, so the algebra stays in one place.
+    """
+    days = np.asarray(days, float)
+    S, E, n = pm.n_draws, len(pm.effect_names), len(days)
+    m = pm.population_curve(marker, days)
+    A = np.empty((S, n, E))
+    for j in range(E):
+        unit = np.zeros((S, n, E))
+        unit[..., j] = 1.0
+        A[..., j] = pm.trajectory(marker, days, unit)
+    return m, A
+
+
+def _mortality_pieces(pm: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mortality log-odds = base (S,) + c (S, E) · effects, for covariates X (1, C)."""
+    S, E = pm.n_draws, len(pm.effect_names)
+    base = pm.mortality_logit(np.zeros((S, 1, E)), X)[:, 0]
+    unit = np.broadcast_to(np.eye(E), (S, E, E)).copy()
+    c = pm.mortality_logit(unit, np.repeat(X, E, axis=0)) - base[:, None]
+    return base, c
+
+
+def _ct_logpmf_all(pm: Any, eta: np.ndarray) -> np.ndarray:
+    """(..., 25) log-pmf of every CT score 0-24 at eta (S, ...): Pochhammer sums, no betaln."""
+    mu = np.clip(expit(eta), 1e-12, 1 - 1e-12)
+    logc = gammaln(CT_MAX + 1) - gammaln(_SCORES + 1) - gammaln(CT_MAX - _SCORES + 1)
+    if pm.spec.ct_likelihood == "binomial":
+        return logc + _SCORES * np.log(mu)[..., None] + (CT_MAX - _SCORES) * np.log1p(-mu)[..., None]
+    phi = pm.draws["ct_phi"].reshape((-1,) + (1,) * (eta.ndim - 1))
+    a, b = mu * phi, (1 - mu) * phi
+    i = np.arange(CT_MAX)
+    zero = np.zeros((*eta.shape, 1))
+    cum_a = np.concatenate([zero, np.cumsum(np.log(a[..., None] + i), axis=-1)], axis=-1)
+    cum_b = np.concatenate([zero, np.cumsum(np.log(b[..., None] + i), axis=-1)], axis=-1)
+    norm = np.log(phi[..., None] + i).sum(axis=-1)  # log of (phi)_24, per draw
+    return logc + cum_a + cum_b[..., ::-1] - norm[..., None]
+
+
+def _expit_normal_mean(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """E[expit(mu + sd X)], X ~ N(0, 1), elementwise, by the trapezoid rule over ±8.5.
+
+    The rule's error decays like exp(-2 pi^2 / (sd h)) for node spacing h (the logistic's poles at
+    ±i pi), so the spacing is chosen per value: h <= 1.1 / sd (error about 1e-8), from 25 nodes
+    (sd <= 1.5) up to 769 (sd <= 24). Gauss-Hermite with 32 nodes errs by 1e-3 already at sd = 6.
+    """
+    mu, sd = np.broadcast_arrays(np.asarray(mu, float), np.asarray(sd, float))
+    flat_mu, flat_sd = mu.reshape(-1), sd.reshape(-1)
+    out = np.empty(flat_mu.shape)
+    edges = [1.5 * 2**k for k in range(_N_TRAP_LEVELS)]
+    level = np.minimum(np.searchsorted(edges, flat_sd), _N_TRAP_LEVELS - 1)
+    for k in range(_N_TRAP_LEVELS):
+        idx = np.flatnonzero(level == k)
+        if idx.size == 0:
+            continue
+        x, w = _TRAP[k]
+        for lo in range(0, idx.size, 100_000):
+            sl = idx[lo:lo + 100_000]
+            out[sl] = expit(flat_mu[sl, None] + flat_sd[sl, None] * x) @ w
+    return out.reshape(mu.shape)
+
+
+def _trapezoid_normal(n: int, half: float = 8.5) -> tuple[np.ndarray, np.ndarray]:
+    x = np.linspace(-half, half, n)
+    w = np.exp(-0.5 * x**2)
+    return x, w / w.sum()
+
+
+_N_TRAP_LEVELS = 6
+_TRAP = [_trapezoid_normal(24 * 2**k + 1) for k in range(_N_TRAP_LEVELS)]
+
+
+def _quadrature(pm: Any, day: float, X: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    """(S, K) risk of a new patient given one CT scan on ``day``, for the K ``scores`` (default 0-24)."""
+    m, A = _design_rows(pm, 0, np.array([day]))
+    a = A[:, 0, :]  # (S, E)
+    base, c = _mortality_pieces(pm, X)
+    sigma = pm.covariance()
+    var_xi = np.maximum(np.einsum("se,sef,sf->s", a, sigma, a), 1e-12)
+    cov = np.einsum("se,sef,sf->s", a, sigma, c)
+    var_w = np.einsum("se,sef,sf->s", c, sigma, c)
+    sd_w = np.sqrt(np.maximum(var_w - cov**2 / var_xi, 0.0))
+    # node spacing <= 0.35 on the logit scale (a scan's likelihood has SD >= 0.4 there)
+    n_xi = int(np.clip(math.ceil(2 * _XI_RANGE * np.sqrt(var_xi.max()) / 0.35) + 1, _N_XI, 4 * _N_XI))
+    z = np.linspace(-_XI_RANGE, _XI_RANGE, n_xi)
+    xi = np.sqrt(var_xi)[:, None] * z  # (S, Q)
+    eta = np.clip(m[:, 0:1] + xi, -_ETA_MAX, _ETA_MAX)
+    if scores is None:
+        logp = _ct_logpmf_all(pm, eta)  # (S, Q, 25)
+    else:
+        sc = np.asarray(scores, float)
+        logp = pm.ct_logp(sc[None, None, :], eta[..., None])
+    logp = logp - 0.5 * (z**2)[None, :, None]
+    logp -= logp.max(axis=1, keepdims=True)
+    wts = np.exp(logp)
+    wts /= wts.sum(axis=1, keepdims=True)
+    # the inner expectation only where some score puts weight on the node
+    need = wts.max(axis=2) > 1e-14
+    inner = np.zeros(need.shape)
+    s_idx, _ = np.nonzero(need)
+    mean_w = base[:, None] + (cov / var_xi)[:, None] * xi
+    inner[need] = _expit_normal_mean(mean_w[need], sd_w[s_idx])
+    return np.einsum("sqk,sq->sk", wts, inner)
+
+
+# ---------------------------------------------------------------------------------------------------
+# joint family: importance sampling for histories
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class _LabBlock:
+    name: str
+    m: np.ndarray  # (S, n)
+    H: np.ndarray  # (S, n, E)
+    y: np.ndarray  # (n,)
+    noise: np.ndarray  # (S,)
+    spec_sd: np.ndarray  # (S,) 0 when no specific intercept
+    nu: np.ndarray | None  # (S,) Student-t d.o.f. or None
+
+
+def _lab_blocks(pm: Any, obs: _Obs) -> tuple[list[_LabBlock], list[str]]:
+    blocks, notes = [], []
+    S = pm.n_draws
+    for name, (days, values) in obs.labs.items():
+        if name not in pm.markers:
+            notes.append(f"lab '{name}' is not part of model '{pm.spec.name}' and was ignored")
+            continue
+        k = pm.markers.index(name)
+        m, H = _design_rows(pm, k, days)
+        noise = pm.draws["noise_sd"][:, k - 1]
+        spec_sd = pm.draws["specific_sd"][:, k - 1] if pm.has_specific() else np.zeros(S)
+        nu = pm.draws["lab_nu"] if pm.spec.lab_likelihood == "student_t" else None
+        blocks.append(_LabBlock(name, m, H, np.asarray(values, float), noise, spec_sd, nu))
+    return blocks, notes
+
+
+def _lab_gaussian(block: _LabBlock) -> tuple[np.ndarray, np.ndarray]:
+    """Precision (S, E, E) and linear term (S, E) the block adds to the effects' log-density.
+
+    Exact for normal labs: covariance s² I + t² J of the n values, whose inverse is
+    (I - t²/(s² + n t²) J) / s². Student-t labs use the same normal as an approximation (proposal only).
+    """
+    n = len(block.y)
+    s2, t2 = block.noise**2, block.spec_sd**2
+    k = t2 / (s2 + n * t2)
+    r0 = block.y[None, :] - block.m
+    h = block.H.sum(axis=1)  # (S, E)
+    prec = (np.einsum("sne,snf->sef", block.H, block.H) - k[:, None, None] * h[:, :, None] * h[:, None, :])
+    lin = np.einsum("sne,sn->se", block.H, r0) - k[:, None] * h * r0.sum(axis=1)[:, None]
+    return prec / s2[:, None, None], lin / s2[:, None]
+
+
+def _lab_loglik(block: _LabBlock, eff: np.ndarray) -> np.ndarray:
+    """(S, M) log-likelihood of one lab's values at effects (S, M, E), intercept integrated out."""
+    resid = block.y - block.m[:, None, :] - np.einsum("sne,sme->smn", block.H, eff)  # (S, M, n)
+    if block.nu is None:
+        return _cs_normal_logpdf(resid, block.noise[:, None], block.spec_sd[:, None])
+    from scipy.stats import t as student_t
+
+    nu = block.nu[:, None, None]
+    s = block.noise[:, None, None]
+    if np.all(block.spec_sd == 0):
+        return student_t.logpdf(resid, df=nu, scale=s).sum(axis=-1)
+    gx, gw = _gh()
+    v = block.spec_sd[:, None, None, None] * gx  # (S, 1, 1, G)
+    lp = student_t.logpdf(resid[..., None] - v, df=nu[..., None], scale=s[..., None]).sum(axis=-2)
+    return _logsumexp(lp + np.log(gw), axis=-1)
+
+
+def _cs_normal_logpdf(resid: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Log-density of residuals (..., n) under N(0, s² I + t² J): same formula as ``lab_marginal_logp``."""
+    n = resid.shape[-1]
+    s1 = resid.sum(axis=-1)
+    s2sum = (resid**2).sum(axis=-1)
+    s2, t2 = s**2, t**2
+    denom = s2 + n * t2
+    return -0.5 * (n * np.log(2 * np.pi) + (n - 1) * np.log(s2) + np.log(denom)
+                   + (s2sum - t2 * s1**2 / denom) / s2)
+
+
+def _ct_derivs(pm: Any, y: np.ndarray, eta: np.ndarray, h: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """First and second derivatives of the CT log-pmf in eta (central differences)."""
+    up, mid, down = pm.ct_logp(y, eta + h), pm.ct_logp(y, eta), pm.ct_logp(y, eta - h)
+    return (up - down) / (2 * h), (up - 2 * mid + down) / h**2
+
+
+@dataclass
+class _ISResult:
+    p: np.ndarray  # (S,)
+    ess: np.ndarray  # (S,)
+    method: str
+    n_effects: int
+
+
+def _importance(pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace", "prior"],
+                n_effects: int, seed: int) -> tuple[_ISResult, list[str]]:
+    S, E = pm.n_draws, len(pm.effect_names)
+    sigma = pm.covariance() + 1e-10 * np.eye(E)
+    L = np.linalg.cholesky(sigma)
+    prec0 = np.linalg.inv(sigma)
+    ct_m, ct_A = _design_rows(pm, 0, obs.ct_day)
+    y_ct = np.asarray(obs.ct_score, float)
+    blocks, notes = _lab_blocks(pm, obs)
+    base, c = _mortality_pieces(pm, X)
+
+    if method == "prior":
+        mode = np.zeros((S, E))
+        Lq = L
+        df = math.inf
+    else:
+        P = prec0.copy()
+        b = np.zeros((S, E))
+        for blk in blocks:
+            dp, db = _lab_gaussian(blk)
+            P += dp
+            b += db
+        mode = np.linalg.solve(P, b[..., None])[..., 0]
+        hess = P
+        for _ in range(_NEWTON_STEPS):
+            hess = P.copy()
+            grad = b - np.einsum("sef,sf->se", P, mode)
+            if len(y_ct):
+                eta = np.clip(ct_m + np.einsum("sne,se->sn", ct_A, mode), -_ETA_MAX, _ETA_MAX)
+                d1, d2 = _ct_derivs(pm, y_ct[None, :], eta)
+                d2 = np.minimum(d2, -1e-6)
+                grad += np.einsum("sne,sn->se", ct_A, d1)
+                hess += np.einsum("sne,sn,snf->sef", ct_A, -d2, ct_A)
+            step = np.linalg.solve(hess, grad[..., None])[..., 0]
+            norm = np.linalg.norm(step, axis=-1, keepdims=True)
+            step *= np.minimum(1.0, 2.0 / np.maximum(norm, 1e-300))
+            mode = mode + step
+            if np.max(np.abs(step)) < 1e-8:
+                break
+        Lq = np.linalg.cholesky(np.linalg.inv(hess))
+        df = _T_DF
+
+    M = n_effects
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((S, M, E))
+    g = rng.chisquare(df, size=(S, M)) / df if math.isfinite(df) else np.ones((S, M))
+    eff = mode[:, None, :] + np.einsum("sef,smf->sme", Lq, z) / np.sqrt(g)[..., None]
+    delta = (z**2).sum(-1) / g
+    log_q = -0.5 * delta if not math.isfinite(df) else -0.5 * (df + E) * np.log1p(delta / df)
+    white = np.linalg.solve(L[:, None, :, :], eff[..., None])[..., 0]  # L^-1 e
+    log_prior = -0.5 * (white**2).sum(-1)
+    ll = np.zeros((S, M))
+    if len(y_ct):
+        eta = np.clip(ct_m[:, None, :] + np.einsum("sne,sme->smn", ct_A, eff), -_ETA_MAX, _ETA_MAX)
+        ll += pm.ct_logp(y_ct[None, None, :], eta).sum(-1)
+    for blk in blocks:
+        ll += _lab_loglik(blk, eff)
+    lw = log_prior + ll - log_q
+    lw -= lw.max(axis=1, keepdims=True)
+    w = np.exp(lw)
+    w /= w.sum(axis=1, keepdims=True)
+    ess = 1.0 / (w**2).sum(axis=1)
+    risk = expit(base[:, None] + np.einsum("sme,se->sm", eff, c))
+    return _ISResult((w * risk).sum(axis=1), ess, method, M), notes
+
+
+# ---------------------------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------------------------
+def risk_band(p: float) -> str:
+    """The paper's colour band of a mortality probability (:data:`~bayesct.constants.RISK_BANDS`)."""
+    for name, lo, hi in RISK_BANDS:
+        if lo <= p < hi:
+            return name
+    raise ValueError(f"not a probability: {p!r}")
+
+
+def _summary(draws: np.ndarray, ci_prob: float) -> tuple[float, float, float]:
+    if not 0 < ci_prob < 1:
+        raise BayesctError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+    lo, med, hi = np.quantile(draws, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
+    return float(med), float(lo), float(hi)
+
+
+def risk_query(
+    fit: Any,
+    *,
+    ct_score: int | None = None,
+    day: float | None = None,
+    history: pd.DataFrame | str | Path | None = None,
+    age: float | None = None,
+    sex: str | None = None,
+    covariates: Mapping[str, Any] | None = None,
+    n_effects: int = DEFAULT_N_EFFECTS,
+    max_draws: int | None = DEFAULT_MAX_DRAWS,
+    method: Method = "auto",
+    seed: int = 0,
+    ci_prob: float = CI_PROB,
+) -> xr.Dataset:
+    """Posterior of P(death) of a new patient given what has been observed of them.
+
+    Parameters
+    ----------
+    fit
+        A :class:`~bayesct.modeling.fit.FitResult` or a fit directory.
+    ct_score, day
+        One CT score (0-24) and the day it was taken (days since symptom onset, >= 0). Given
+        together with ``history``, the scan is added to the history.
+    history
+        The patient's observations so far, a DataFrame or a file (CSV, Excel, Parquet) in the
+        input contract's long layout for **one** patient: ``day``, ``ct_score``, labs, and
+        optionally patient-level columns such as ``age`` and ``sex``. It is validated like any
+        cohort (:func:`bayesct.data.validate.build_cohort`), so a bad value raises a
+        :class:`~bayesct.errors.DataValidationError` naming the file, row and column.
+        ``patient_id`` may be absent (a placeholder is filled in); ``died`` may be absent (a
+        placeholder 0 is filled in) and is ignored when present. Labs the model does not
+        include are ignored (noted in the ``notes`` attribute).
+    age, sex, covariates
+        The patient's mortality covariates: every one in the model's spec (``spec.covariates``,
+        e.g. ``age`` and ``sex``) must be given here or in the history; nothing is guessed.
+        ``covariates`` holds any others by name.
+    n_effects
+        Effect vectors per posterior draw for importance sampling (histories).
+    max_draws
+        Posterior draws used (thinned at random with ``seed``); ``None`` uses all.
+    method
+        ``"auto"`` (quadrature for one scan, ``"laplace"`` for a history), ``"quadrature"``,
+        ``"laplace"`` or ``"prior"``; see the module docstring.
+    seed
+        Seed of the thinning and of the importance sampler: same seed, same numbers.
+    ci_prob
+        Probability of the central credible interval.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``p_death`` over dim ``sample`` (one value per posterior draw) and, in ``attrs``:
+        ``median``, ``lo``, ``hi``, ``ci_prob``, ``model``, ``family``, ``converged`` (whether
+        the fit passed its convergence gates), ``method``, ``ess_min``/``ess_median`` (of the
+        importance weights; NaN for quadrature), ``inputs`` (dict) and ``notes`` (list).
+
+    Raises
+    ------
+    BayesctError
+        A score outside 0-24, a negative day, missing covariates, no observation at all.
+    SpecError
+        A model without a mortality part.
+    DataValidationError
+        A history that fails validation.
+    """
+    result = _load(fit)
+    spec = result.spec
+    _check_mortality(spec)
+    if method not in ("auto", "quadrature", "laplace", "prior"):
+        raise BayesctError(f"method must be auto, quadrature, laplace or prior; got {method!r}")
+    if not isinstance(n_effects, int | np.integer) or n_effects < 2:
+        raise BayesctError(f"n_effects must be an integer >= 2, got {n_effects!r}")
+    obs = _observations(ct_score, day, history)
+    notes = list(obs.notes)
+    X_frame, used_cov = _covariate_frame(spec, age=age, sex=sex, covariates=covariates,
+                                         from_history=obs.patient)
+    given_now = {"age": age, "sex": sex}
+    ignored = [k for k, v in given_now.items() if v is not None and k not in spec.covariates]
+    if ignored:
+        notes.append(f"model '{spec.name}' does not use {', '.join(ignored)}; ignored")
+    ess_min = ess_med = float("nan")
+    n_eff_used = 0
+    if spec.family == "scan_logistic":
+        if len(obs.ct_day) == 0:
+            raise BayesctError(f"model '{spec.name}' needs a CT score: the history holds none")
+        last = int(np.argmax(obs.ct_day))
+        if len(obs.ct_day) > 1 or obs.n_lab_values:
+            notes.append(f"model '{spec.name}' is per scan: only the latest CT scan (day "
+                         f"{obs.ct_day[last]:g}) is used")
+        sl = _ScanLogistic.from_fit(result, max_draws, seed)
+        p = sl.risk(obs.ct_score[last:last + 1], obs.ct_day[last:last + 1])[:, 0]
+        used_method = "gauss-hermite"
+    else:
+        pm = _posterior_model(result, max_draws, seed)
+        X = pm.covariates_for(X_frame)
+        chosen = method
+        if method == "auto":
+            chosen = "quadrature" if obs.single_scan else "laplace"
+        if chosen == "quadrature":
+            if not obs.single_scan:
+                raise BayesctError("method 'quadrature' handles one CT scan only; use 'laplace' for a history")
+            probs = _quadrature(pm, float(obs.ct_day[0]), X, np.array([obs.ct_score[0]]))
+            p = probs[:, 0]
+            used_method = "quadrature"
+        else:
+            m = int(n_effects)
+            res, more = _importance(pm, obs, X, method=chosen, n_effects=m, seed=seed)  # type: ignore[arg-type]
+            tries = 0
+            while method == "auto" and np.quantile(res.ess, 0.05) < MIN_ESS and tries < 2:
+                m *= 2
+                tries += 1
+                res, more = _importance(pm, obs, X, method=chosen, n_effects=m, seed=seed)  # type: ignore[arg-type]
+            notes.extend(more)
+            p, used_method, n_eff_used = res.p, f"importance ({res.method} proposal)", res.n_effects
+            ess_min, ess_med = float(res.ess.min()), float(np.median(res.ess))
+            if np.quantile(res.ess, 0.05) < MIN_ESS:
+                warnings.warn(
+                    f"importance sampling of the random effects is poor: effective sample size "
+                    f"{ess_min:.0f} (min) / {ess_med:.0f} (median) of {m} per draw; "
+                    "raise n_effects or use method='laplace'", RiskWarning, stacklevel=2)
+    med, lo, hi = _summary(p, ci_prob)
+    inputs: dict[str, Any] = {
+        "ct_score": None if ct_score is None else int(_check_score(ct_score)),
+        "day": None if day is None else float(day),
+        "history": (obs.source if history is not None else None),
+        "n_scans": len(obs.ct_day),
+        "n_lab_values": obs.n_lab_values,
+        **used_cov,
+    }
+    attrs = {
+        "median": med, "lo": lo, "hi": hi, "ci_prob": float(ci_prob), "model": spec.name,
+        "family": spec.family, "converged": bool(result.passed), "method": used_method,
+        "ess_min": ess_min, "ess_median": ess_med, "n_effects": n_eff_used, "inputs": inputs,
+        "notes": notes,
+    }
+    return xr.Dataset({"p_death": ("sample", np.asarray(p, float))},
+                      coords={"sample": np.arange(len(p))}, attrs=attrs)
+
+
+def _grid_days(days: Sequence[float] | None, periods: bool) -> tuple[list[float], list[str] | None]:
+    if periods:
+        if days is not None:
+            raise BayesctError("give either days or periods=True, not both")
+        return [PERIOD_MID_DAYS[p] for p in PERIOD_LABELS], list(PERIOD_LABELS)
+    if days is None:
+        return [float(d) for d in range(31)], None
+    out = [_check_day(d) for d in days]
+    if not out:
+        raise BayesctError("days must list at least one day")
+    return out, None
+
+
+def risk_grid(
+    fit: Any,
+    *,
+    scores: Iterable[int] = range(CT_MAX + 1),
+    days: Sequence[float] | None = None,
+    periods: bool = False,
+    age: float | None = None,
+    sex: str | None = None,
+    covariates: Mapping[str, Any] | None = None,
+    max_draws: int | None = DEFAULT_MAX_DRAWS,
+    seed: int = 0,
+    ci_prob: float = CI_PROB,
+) -> pd.DataFrame:
+    """The Table 3 counterpart: posterior risk of death by CT score × day (or period).
+
+    Each cell is the population-level risk of a new patient with that one CT score on that day
+    and the given covariates (as :func:`risk_query` with one scan; deterministic quadrature, so
+    the grid is smooth).
+
+    Parameters
+    ----------
+    fit
+        A :class:`~bayesct.modeling.fit.FitResult` or a fit directory.
+    scores
+        CT scores (0-24), default all.
+    days
+        Days since symptom onset; default ``0, 1, ..., 30``.
+    periods
+        Use the paper's five periods instead of days, each at its mid-day
+        (:data:`PERIOD_MID_DAYS`; day 25 for ">20"); adds a ``period`` column.
+    age, sex, covariates
+        The covariates the model needs (as in :func:`risk_query`); nothing is guessed.
+    max_draws, seed, ci_prob
+        As in :func:`risk_query`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (day, score): ``ct_score``, ``day``, (``period``), ``median``, ``lo``,
+        ``hi``, ``band`` (the paper's colour band of the median). ``attrs`` hold ``ci_prob``,
+        ``model``, ``converged`` and the covariates.
+    """
+    result = _load(fit)
+    spec = result.spec
+    _check_mortality(spec)
+    score_list = [_check_score(s) for s in scores]
+    if not score_list:
+        raise BayesctError("scores must list at least one CT score")
+    day_list, period_labels = _grid_days(days, periods)
+    X_frame, used_cov = _covariate_frame(spec, age=age, sex=sex, covariates=covariates, from_history=None)
+    sc = np.asarray(score_list)
+    blocks = []
+    if spec.family == "scan_logistic":
+        sl = _ScanLogistic.from_fit(result, max_draws, seed)
+        for d in day_list:
+            blocks.append(sl.risk(sc.astype(float), np.full(len(sc), d)))
+    else:
+        pm = _posterior_model(result, max_draws, seed)
+        X = pm.covariates_for(X_frame)
+        for d in day_list:
+            blocks.append(_quadrature(pm, d, X)[:, sc])
+    q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
+    rows = []
+    for j, (d, draws) in enumerate(zip(day_list, blocks, strict=True)):
+        lo, med, hi = np.quantile(draws, q, axis=0)
+        for i, s in enumerate(score_list):
+            row: dict[str, Any] = {"ct_score": s, "day": d}
+            if period_labels is not None:
+                row["period"] = period_labels[j]
+            row.update(median=float(med[i]), lo=float(lo[i]), hi=float(hi[i]), band=risk_band(float(med[i])))
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs.update(ci_prob=float(ci_prob), model=spec.name, converged=bool(result.passed), covariates=used_cov)
+    return out
+
+
+_BAND_COLOURS = {"green": "#4daf4a", "yellow": "#ffd92f", "red": "#e41a1c", "blue": "#377eb8"}
+
+
+def plot_risk_grid(grid: pd.DataFrame, *, ax: Any = None, title: str | None = None,
+                   annotate: bool | None = None) -> Any:
+    """Heat map of a :func:`risk_grid` table: CT score (rows) × day or period (columns).
+
+    Cells are coloured by the paper's colour bands of the posterior median (legend) and, when
+    the grid is small enough (or ``annotate`` is True), labelled with the median in percent.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    for col in ("ct_score", "day", "median"):
+        if col not in grid.columns:
+            raise BayesctError(f"not a risk grid: column '{col}' is missing")
+    by = "period" if "period" in grid.columns else "day"
+    table = grid.pivot_table(index="ct_score", columns=by, values="median", sort=False)
+    if by == "period":
+        table = table[[p for p in PERIOD_LABELS if p in table.columns]]
+    else:
+        table = table[sorted(table.columns)]
+    table = table.sort_index()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.32 * table.shape[1] + 2.5), 7.0))
+    else:
+        fig = ax.figure
+    names = [b[0] for b in RISK_BANDS]
+    cmap = ListedColormap([_BAND_COLOURS[n] for n in names])
+    norm = BoundaryNorm([RISK_BANDS[0][1]] + [b[2] for b in RISK_BANDS], cmap.N)
+    values = table.to_numpy(float)
+    ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    ax.set_xticks(range(table.shape[1]))
+    ax.set_xticklabels([f"{c:g}" if isinstance(c, float) else str(c) for c in table.columns],
+                       rotation=90 if table.shape[1] > 12 else 0, fontsize=8)
+    ax.set_yticks(range(table.shape[0]))
+    ax.set_yticklabels([str(i) for i in table.index], fontsize=8)
+    ax.set_xlabel("period (days since onset)" if by == "period" else "days since symptom onset")
+    ax.set_ylabel("CT score")
+    if annotate is None:
+        annotate = table.shape[1] <= 12
+    if annotate:
+        for i in range(table.shape[0]):
+            for j in range(table.shape[1]):
+                ax.text(j, i, f"{100 * float(values[i, j]):.0f}", ha="center", va="center", fontsize=6)
+    labels = {"green": "< 5%", "yellow": "5-30%", "red": "30-50%", "blue": "50-100%"}
+    ax.legend(handles=[Patch(color=_BAND_COLOURS[n], label=labels.get(n, n)) for n in names],
+              title="median P(death)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    model = grid.attrs.get("model")
+    ax.set_title(title or f"Posterior median risk of death{f' (model {model})' if model else ''}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def patient_risks(fit: Any, *, max_draws: int | None = DEFAULT_MAX_DRAWS, seed: int = 0,
+                  ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """For each cohort patient: patient-specific posterior risk beside the population-level one.
+
+    ``patient_*``: the patient's own risk, expit of their mortality log-odds at their own
+    posterior effects (all their data used; for ``scan_logistic``: at their first scan with their
+    own intercept). ``population_*``: the risk of a new patient with only their first CT scan and
+    their covariates (:func:`risk_query`, one scan).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient: ``patient_id``, ``died``, ``first_day``, ``first_ct_score``, the
+        model's covariates, ``patient_median``, ``patient_lo``, ``patient_hi``,
+        ``population_median``, ``population_lo``, ``population_hi``.
+    """
+    result = _load(fit)
+    spec = result.spec
+    _check_mortality(spec)
+    cohort = result.cohort
+    design = result.design
+    scans = cohort.visits.loc[cohort.visits[CT].notna()].sort_values(["patient_id", DAY])
+    first = scans.groupby("patient_id", sort=False).head(1).set_index("patient_id")
+    ids = [str(p) for p in design.patient_ids]
+    first = first.reindex(ids)
+    q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
+    f_day = first[DAY].to_numpy(float)
+    f_ct = first[CT].to_numpy(float)
+    if spec.family == "scan_logistic":
+        sl = _ScanLogistic.from_fit(result, max_draws, seed)
+        own = expit(sl.logit(f_ct, f_day) + (sl.effects if sl.effects is not None else 0.0))
+        pop = sl.risk(f_ct, f_day)
+    else:
+        pm = _posterior_model(result, max_draws, seed)
+        own = expit(pm.mortality_logit(pm.patient_effects(), design.covariates))
+        pop = np.empty_like(own)
+        for i in range(len(ids)):
+            pop[:, i] = _quadrature(pm, float(f_day[i]), design.covariates[i:i + 1], f_ct[i:i + 1])[:, 0]
+    o_lo, o_med, o_hi = np.quantile(own, q, axis=0)
+    p_lo, p_med, p_hi = np.quantile(pop, q, axis=0)
+    out = pd.DataFrame({"patient_id": ids, "died": design.died, "first_day": f_day,
+                        "first_ct_score": f_ct.astype(int)})
+    pats = cohort.patients
+    for cov in spec.covariates:
+        if cov in pats.columns:
+            out[cov] = pats.loc[ids, cov].to_numpy()
+    out["patient_median"], out["patient_lo"], out["patient_hi"] = o_med, o_lo, o_hi
+    out["population_median"], out["population_lo"], out["population_hi"] = p_med, p_lo, p_hi
+    out.attrs.update(ci_prob=float(ci_prob), model=spec.name, converged=bool(result.passed))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------
+def _parse_days(days: Any) -> list[float] | None:
+    if days is None:
+        return None
+    parts = [p.strip() for p in days.split(",") if p.strip()] if isinstance(days, str) else list(days)
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise BayesctError(f"--days must be a comma-separated list of numbers, got {days!r}") from None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _describe_inputs(inputs: Mapping[str, Any]) -> str:
+    parts = []
+    if inputs.get("history"):
+        parts.append(f"history {inputs['history']}: {inputs['n_scans']} CT scan(s), "
+                     f"{inputs['n_lab_values']} lab value(s)")
+    if inputs.get("ct_score") is not None:
+        parts.append(f"CT {inputs['ct_score']} on day {inputs['day']:g}")
+    if inputs.get("age") is not None:
+        parts.append(f"age {inputs['age']:g}")
+    if inputs.get("sex") is not None:
+        parts.append(str(inputs["sex"]))
+    return ", ".join(parts)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """The ``bayesct risk`` subcommand.
+
+    ``args`` carries ``fit_dir, ct_score, day, age, sex, history, json, grid, days, out, seed,
+    draws``. A query prints one line (or, with ``json``, one JSON object with ``p_death``
+    {median, lo, hi}, ``ci_prob``, ``model``, ``converged``, ``inputs``). ``grid`` computes the
+    Table 3 grid (by period unless ``days`` are given), writes ``out`` (CSV) and a heat map PNG
+    beside it, or prints the CSV when ``out`` is not given. Errors raise
+    :class:`~bayesct.errors.BayesctError`; a fit that missed its convergence gates prints a
+    WARNING line to stderr.
+    """
+    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
+    seed = int(get("seed", 0) or 0)
+    draws = get("draws")
+    max_draws = DEFAULT_MAX_DRAWS if draws is None else int(draws)
+    if max_draws < 1:
+        raise BayesctError(f"--draws must be a positive integer, got {draws!r}")
+    result = _load(get("fit_dir"))
+    if not result.passed:
+        print(f"WARNING: the fit in {get('fit_dir')} did NOT pass its convergence gates; "
+              "treat these risks with caution (see its diagnostics).", file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RiskWarning)
+        if get("grid"):
+            code = _cli_grid(args, result, max_draws, seed)
+        else:
+            code = _cli_query(args, result, max_draws, seed)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return code
+
+
+def _cli_query(args: argparse.Namespace, result: Any, max_draws: int, seed: int) -> int:
+    ds = risk_query(result, ct_score=getattr(args, "ct_score", None), day=getattr(args, "day", None),
+                    history=getattr(args, "history", None), age=getattr(args, "age", None),
+                    sex=getattr(args, "sex", None), max_draws=max_draws, seed=seed)
+    a = ds.attrs
+    if getattr(args, "json", False):
+        obj = {"p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"]}, "ci_prob": a["ci_prob"],
+               "model": a["model"], "converged": a["converged"], "method": a["method"],
+               "inputs": a["inputs"], "notes": a["notes"]}
+        if math.isfinite(a["ess_min"]):
+            obj["ess_min"] = a["ess_min"]
+        print(json.dumps(obj))
+    else:
+        ci = f"{100 * a['ci_prob']:g}% CrI"
+        print(f"P(death) = {_pct(a['median'])} [{_pct(a['lo'])}, {_pct(a['hi'])}] "
+              f"({ci}; model {a['model']}; {_describe_inputs(a['inputs'])})")
+        for note in a["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) -> int:
+    days = _parse_days(getattr(args, "days", None))
+    grid = risk_grid(result, days=days, periods=days is None, age=getattr(args, "age", None),
+                     sex=getattr(args, "sex", None), max_draws=max_draws, seed=seed)
+    out = getattr(args, "out", None)
+    if out:
+        path = Path(out)
+        if path.parent and not path.parent.exists():
+            raise BayesctError(f"output folder does not exist: {path.parent}")
+        grid.to_csv(path, index=False, float_format="%.6g")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plot_risk_grid(grid)
+        png = path.with_suffix(".png")
+        fig.savefig(png, dpi=150)
+        plt.close(fig)
+        if getattr(args, "json", False):
+            print(json.dumps({"csv": str(path), "png": str(png), "model": grid.attrs["model"],
+                              "converged": grid.attrs["converged"], "ci_prob": grid.attrs["ci_prob"]}))
+        else:
+            print(f"wrote {path} ({len(grid)} rows) and {png}")
+    elif getattr(args, "json", False):
+        print(json.dumps({"model": grid.attrs["model"], "converged": grid.attrs["converged"],
+                          "ci_prob": grid.attrs["ci_prob"], "grid": grid.to_dict(orient="records")}))
+    else:
+        sys.stdout.write(grid.to_csv(index=False, float_format="%.6g"))
+    return 0

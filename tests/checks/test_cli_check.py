@@ -1,0 +1,58 @@
+"""``bayesct check`` end to end on a small real fit (session-scoped, 2 chains x 200 draws)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from bayesct.checks import run_cli
+from bayesct.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _args(fit_dir, out, **kw):
+    base = {"fit_dir": str(fit_dir), "out": str(out), "replicates": 30, "level": "patients", "seed": 0,
+            "compare": [], "mixed_replicates": 2}
+    return argparse.Namespace(**(base | kw))
+
+
+def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
+    from bayesct.modeling.fit import FitResult
+
+    fit = FitResult.load(real_fit_dir)
+    out = tmp_path / "check"
+    assert run_cli(_args(real_fit_dir, out, level="new")) == 0
+    captured = capsys.readouterr()
+    assert "statistics fall outside the central 95% interval" in captured.out
+    assert "ppc.json" in captured.out
+    data = json.loads((out / "ppc.json").read_text())
+    assert data["converged"] is fit.passed
+    if not fit.passed:
+        assert "WARNING" in captured.err and "convergence gates" in captured.err
+    assert data["meta"]["level"] == "new" and data["meta"]["replicates"] == 30
+    assert data["meta"]["mixed_replicates"] == 2
+    rows = data["statistics"]
+    names = {r["name"] for r in rows}
+    assert {"ct_mw_p", "ct_auc", "kendall_tau", "logistic_coef", "mixed_p"} <= names
+    for r in rows:
+        assert {"name", "period", "marker", "observed", "rep_median", "rep_lo", "rep_hi", "ppp", "n_valid"} <= set(r)
+    periods = {r["period"] for r in rows if r["name"] == "ct_mw_p"}
+    assert periods == {"0-5", "6-10", "11-15", "16-20", ">20"}
+    finding_ids = {f["finding"] for f in data["findings"]}
+    assert {"period_0-5_no_difference", "period_6-10_difference", "tau_sign_ldh", "ct_coef_positive",
+            "day_coef_negative"} <= finding_ids
+    assert all(f["reproduced_share"] is None or 0 <= f["reproduced_share"] <= 1 for f in data["findings"])
+    assert data["calibration"]["bins"] and data["pit"] and data["loo"]["parts"] == ["ct", "labs", "death"]
+    assert (out / "ppc.csv").is_file()
+    figs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert "ppc_ct_mw_p.png" in figs and "calibration.png" in figs and "loo_pit.png" in figs
+
+
+def test_check_command_errors(real_fit_dir, tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(Exception, match="level"):
+        run_cli(_args(real_fit_dir, tmp_path / "o", level="all"))

@@ -1,0 +1,102 @@
+"""Real (small) fits: save/load round trip, diagnostics, the convergence gates, the fit CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from bayesct.cli import main
+from bayesct.data import write_cohort
+from bayesct.errors import BayesctError, ConvergenceWarning, SpecError
+from bayesct.modeling.fit import FitResult, JointModel
+
+DIAG_KEYS = {"rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min", "passed", "sampler",
+             "draws", "chains", "wall_seconds"}
+
+
+@pytest.mark.slow
+def test_fit_save_load_round_trip(small_fit, tmp_path):
+    out = small_fit.save(tmp_path / "fit")
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert set(diag) >= DIAG_KEYS
+    assert diag["draws"] == 150 and diag["chains"] == 2 and diag["sampler"] == "nutpie"
+    loaded = FitResult.load(out)
+    post = loaded.posterior
+    assert list(post["severity"].coords["patient"].values) == list(small_fit.cohort.patient_ids)
+    assert set(post["loading"].coords["marker"].values) == set(small_fit.cohort.markers)
+    np.testing.assert_allclose(post["mort_gamma"].values, small_fit.posterior["mort_gamma"].values)
+    assert loaded.spec == small_fit.spec or loaded.spec.name == small_fit.spec.name
+    assert not any(p.suffix == ".pkl" for p in out.iterdir())
+
+
+@pytest.mark.slow
+def test_short_fit_misses_gates_loudly(small_fit):
+    diag = small_fit.diagnostics
+    # 2 x 150 draws cannot reach an ESS of 400
+    assert not diag.passed
+    assert diag.ess_bulk_min < 400
+    assert any("ESS" in f for f in diag.failures)
+    assert "CONVERGENCE GATES FAILED" in diag.message()
+
+
+@pytest.mark.slow
+def test_failed_gate_warns(small_cohort):
+    with pytest.warns(ConvergenceWarning, match="CONVERGENCE GATES FAILED"):
+        JointModel("scan_logistic").fit(small_cohort, draws=30, tune=30, chains=2, seed=1)
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers(small_cohort):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = JointModel("scan_logistic").fit(small_cohort, draws=50, tune=50, chains=2, seed=11)
+        b = JointModel("scan_logistic").fit(small_cohort, draws=50, tune=50, chains=2, seed=11)
+    np.testing.assert_array_equal(a.posterior["mort_beta"].values, b.posterior["mort_beta"].values)
+
+
+def test_bad_options_are_refused(small_cohort):
+    with pytest.raises(SpecError, match="unknown sampler"):
+        JointModel("joint").fit(small_cohort, sampler="gibbs")  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="positive integer"):
+        JointModel("joint").sampler_settings(draws=0, tune=None, chains=None)
+    with pytest.raises(BayesctError, match=r"call \.fit"):
+        _ = JointModel("joint").result
+
+
+def test_load_refuses_a_folder_that_is_not_a_fit(tmp_path):
+    with pytest.raises(BayesctError, match="not a bayesct fit directory"):
+        FitResult.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_fit_cli_end_to_end(small_cohort, tmp_path, capsys):
+    data = write_cohort(small_cohort, tmp_path / "cohort.csv")
+    out = tmp_path / "fit"
+    code = main(["fit", str(data), "--out", str(out), "--model", "scan_logistic", "--draws", "40",
+                 "--tune", "40", "--chains", "2", "--seed", "5"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "WARNING" in captured.err and "CONVERGENCE GATES FAILED" in captured.err
+    assert "median [95% CrI]" in captured.out
+    assert json.loads((out / "diagnostics.json").read_text())["passed"] is False
+    strict = main(["fit", str(data), "--out", str(tmp_path / "fit2"), "--model", "scan_logistic",
+                   "--draws", "40", "--tune", "40", "--chains", "2", "--strict"])
+    assert strict == 3
+
+
+def test_fit_cli_bad_inputs(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("patient_id,day,ct_score,died\nP1,3,31,0\n")
+    assert main(["fit", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "row 2" in err and "ct_score" in err and "Traceback" not in err
+    good = tmp_path / "good.csv"
+    good.write_text("patient_id,day,ct_score,died,age,sex\nP1,3,5,0,50,male\nP1,8,9,0,50,male\n")
+    assert main(["fit", str(good), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", str(good), "--out", str(tmp_path / "o"), "--draws", "-3"])
+    assert exc.value.code == 2

@@ -1,0 +1,120 @@
+"""Structural tier: graphs, shapes, coords and a finite log-density for every spec — no sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+import xarray as xr
+
+from bayesct.checks.convergence import Diagnostics
+from bayesct.data import simulate_cohort
+from bayesct.errors import DataValidationError, SpecError
+from bayesct.modeling.design import build_design, from_model_scale, spline_basis, to_model_scale
+from bayesct.modeling.fit import FitResult, JointModel
+from bayesct.modeling.posterior import PosteriorModel
+from bayesct.modeling.spec import SPEC_NAMES, load_spec
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_every_spec_builds_with_finite_logp_and_gradient(name, small_cohort):
+    model = JointModel(name).build(small_cohort)
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    grad = model.compile_dlogp()(point)
+    assert grad.shape == (sum(np.size(v) for v in point.values()),)
+    assert np.all(np.isfinite(grad))
+    assert list(model.coords["patient"]) == list(small_cohort.patient_ids)
+
+
+def test_joint_graph_dims_and_observations(small_cohort):
+    model = JointModel("joint").build(small_cohort)
+    n_markers = len(small_cohort.markers)
+    assert model.named_vars_to_dims["spline_coef"] == ("marker", "basis")
+    assert model.named_vars_to_dims["severity"] == ("patient", "effect")
+    assert model.named_vars_to_dims["loading"] == ("marker",)
+    assert len(model.coords["marker"]) == n_markers
+    # every observed CT score and lab value is in the likelihood, and nothing else
+    assert model["ct_obs"].eval().shape == (small_cohort.n_scans,) or len(model.coords["ct_scan"]) == small_cohort.n_scans
+    n_lab_values = int(small_cohort.visits[list(small_cohort.labs)].notna().to_numpy().sum())
+    assert len(model.coords["lab_value"]) == n_lab_values
+    assert {"loading_lab", "specific_sd", "noise_sd", "ct_phi", "mort_gamma", "mort_beta"} <= set(model.named_vars)
+
+
+def test_missing_labs_drop_out_and_subsets_work():
+    cohort = simulate_cohort(30, seed=2, markers=["ct_score", "ldh", "esr"]).cohort
+    visits = cohort.visits.copy()
+    visits.loc[visits.index[:5], "ldh"] = np.nan
+    cohort = type(cohort)(visits, cohort.patients, source="test")
+    design = build_design(cohort, load_spec("joint"))
+    assert design.markers == ("ct_score", "ldh", "esr")
+    assert len(design.labs.value) == int(visits[["ldh", "esr"]].notna().to_numpy().sum())
+    model = JointModel("joint").build(cohort)
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+def test_ct_only_on_a_cohort_without_labs():
+    cohort = simulate_cohort(20, seed=4, markers=["ct_score"]).cohort
+    assert np.isfinite(JointModel("ct_only").build(cohort).compile_logp()(
+        JointModel("ct_only").build(cohort).initial_point()))
+
+
+def test_clear_errors_for_data_the_model_cannot_carry(small_cohort):
+    no_age = type(small_cohort)(small_cohort.visits, small_cohort.patients.drop(columns=["age"]), source="x.csv")
+    with pytest.raises(DataValidationError, match="needs the patient covariate 'age'"):
+        JointModel("joint").build(no_age)
+    labs_only = simulate_cohort(10, seed=1, markers=["ct_score", "ldh"]).cohort
+    with pytest.raises(SpecError, match=r"slopes names markers not modelled|needs markers"):
+        from bayesct.modeling.spec import parse_spec
+
+        raw = load_spec("descriptive").raw | {"random_effects": {"structure": "full", "slopes": ["esr"]}}
+        JointModel(parse_spec(raw)).build(labs_only)
+
+
+def test_transforms_round_trip():
+    x = np.array([0.5, 3.0, 250.0])
+    assert np.allclose(from_model_scale("ldh", to_model_scale("ldh", x)), x)
+    pct = np.array([1.0, 50.0, 99.0])
+    assert np.allclose(from_model_scale("lymphocyte_pct", to_model_scale("lymphocyte_pct", pct)), pct)
+
+
+def test_spline_basis_is_a_partition_of_unity_and_constant_beyond_the_boundary():
+    spec = load_spec("joint")
+    days = np.array([0.0, 3.3, 10.0, 27.0, 40.0, 55.0])
+    B = spline_basis(days, spec)
+    assert np.allclose(B.sum(axis=1), 1.0)
+    assert np.allclose(B[-1], spline_basis(np.array([spec.boundary[1]]), spec)[0])
+
+
+def mocked_fit(cohort, name: str, draws: int = 4, seed: int = 0) -> FitResult:
+    """Prior draws relabelled as a posterior: a FitResult without MCMC."""
+    model = JointModel(name)
+    with model.build(cohort):
+        prior = pm.sample_prior_predictive(draws=draws, random_seed=seed)
+    post = prior["prior"].to_dataset()
+    diag = Diagnostics(1.0, 1000.0, 1000.0, 0, 1.0, True, "mock", draws, 1, 0.0)
+    return FitResult(xr.DataTree.from_dict({"posterior": post}), model.spec, cohort, diag)
+
+
+@pytest.mark.parametrize("name", ["joint", "ct_only", "descriptive"])
+def test_numpy_view_matches_the_pymc_log_density(name, small_cohort):
+    """PosteriorModel restates the model in numpy; its likelihood must equal PyMC's at the same point."""
+    fit = mocked_fit(small_cohort, name, draws=3)
+    view = PosteriorModel.from_fit(fit)
+    ours = view.patient_loglik().sum(axis=1)
+    model = JointModel(name).build(small_cohort)
+    # logp() replaces random variables by their values, in the potentials too
+    terms = model.logp(vars=model.observed_RVs + model.potentials, sum=True)
+    fn = model.compile_fn(terms, inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
+    post = fit.posterior.stack(sample=("chain", "draw"))
+    for s in range(3):
+        values = []
+        for rv in model.free_RVs:
+            val = post[rv.name].isel(sample=s).transpose(*post[rv.name].dims[:-1]).values
+            transform = model.rvs_to_transforms.get(rv)
+            if transform is not None:
+                val = transform.forward(pt.as_tensor(val), *rv.owner.inputs).eval()
+            values.append(val)
+        theirs = float(fn(*values))
+        assert ours[s] == pytest.approx(theirs, rel=1e-6, abs=1e-6)
