@@ -273,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", choices=["patients", "new"], default="patients",
                    help="replicate the same patients (their posterior effects) or new patients")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--mixed-replicates", type=_nonneg_int, default=20,
+                   help="replicates on which the (slow) mixed models are refitted (default 20)")
     p.add_argument("--compare", nargs="*", default=[], metavar="FITDIR",
                    help="other fit folders of the same data for a PSIS-LOO comparison")
     p.set_defaults(func=cmd_check)

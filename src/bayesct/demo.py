@@ -52,7 +52,7 @@ def run_demo(out: Path, *, seed: int = 0, replicates: int = 200) -> int:
     from bayesct.checks.ppc import run_cli as check_cli
 
     check_cli(argparse.Namespace(fit_dir=str(out / "fit"), out=str(out / "check"), replicates=replicates,
-                                 level="patients", seed=seed, compare=[]))
+                                 level="patients", seed=seed, compare=[], mixed_replicates=20))
 
     _step("Risk grid (Table 3 counterpart), age 60, male")
     from bayesct.risk import run_cli as risk_cli

@@ -537,7 +537,7 @@ def _lab_gaussian(block: _LabBlock) -> tuple[np.ndarray, np.ndarray]:
 
 def _lab_loglik(block: _LabBlock, eff: np.ndarray) -> np.ndarray:
     """(S, M) log-likelihood of one lab's values at effects (S, M, E), intercept integrated out."""
-    resid = block.y - block.m[:, None, :] - np.einsum("sne,sme->smn", block.H, eff)  # (S, M, n)
+    resid = block.y - block.m[:, None, :] - eff @ block.H.transpose(0, 2, 1)  # (S, M, n)
     if block.nu is None:
         return _cs_normal_logpdf(resid, block.noise[:, None], block.spec_sd[:, None])
     from scipy.stats import t as student_t
@@ -583,6 +583,7 @@ def _importance(pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace",
     sigma = pm.covariance() + 1e-10 * np.eye(E)
     L = np.linalg.cholesky(sigma)
     prec0 = np.linalg.inv(sigma)
+    prec0 = 0.5 * (prec0 + prec0.transpose(0, 2, 1))
     ct_m, ct_A = _design_rows(pm, 0, obs.ct_day)
     y_ct = np.asarray(obs.ct_score, float)
     blocks, notes = _lab_blocks(pm, obs)
@@ -623,14 +624,13 @@ def _importance(pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace",
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((S, M, E))
     g = rng.chisquare(df, size=(S, M)) / df if math.isfinite(df) else np.ones((S, M))
-    eff = mode[:, None, :] + np.einsum("sef,smf->sme", Lq, z) / np.sqrt(g)[..., None]
+    eff = mode[:, None, :] + (z @ Lq.transpose(0, 2, 1)) / np.sqrt(g)[..., None]
     delta = (z**2).sum(-1) / g
     log_q = -0.5 * delta if not math.isfinite(df) else -0.5 * (df + E) * np.log1p(delta / df)
-    white = np.linalg.solve(L[:, None, :, :], eff[..., None])[..., 0]  # L^-1 e
-    log_prior = -0.5 * (white**2).sum(-1)
+    log_prior = -0.5 * ((eff @ prec0) * eff).sum(-1)
     ll = np.zeros((S, M))
     if len(y_ct):
-        eta = np.clip(ct_m[:, None, :] + np.einsum("sne,sme->smn", ct_A, eff), -_ETA_MAX, _ETA_MAX)
+        eta = np.clip(ct_m[:, None, :] + eff @ ct_A.transpose(0, 2, 1), -_ETA_MAX, _ETA_MAX)
         ll += pm.ct_logp(y_ct[None, None, :], eta).sum(-1)
     for blk in blocks:
         ll += _lab_loglik(blk, eff)
@@ -639,7 +639,7 @@ def _importance(pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace",
     w = np.exp(lw)
     w /= w.sum(axis=1, keepdims=True)
     ess = 1.0 / (w**2).sum(axis=1)
-    risk = expit(base[:, None] + np.einsum("sme,se->sm", eff, c))
+    risk = expit(base[:, None] + (eff @ c[:, :, None])[..., 0])
     return _ISResult((w * risk).sum(axis=1), ess, method, M), notes
 
 
@@ -753,7 +753,7 @@ def risk_query(
                          f"{obs.ct_day[last]:g}) is used")
         sl = _ScanLogistic.from_fit(result, max_draws, seed)
         p = sl.risk(obs.ct_score[last:last + 1], obs.ct_day[last:last + 1])[:, 0]
-        used_method = "gauss-hermite"
+        used_method = "quadrature"
     else:
         pm = _posterior_model(result, max_draws, seed)
         X = pm.covariates_for(X_frame)

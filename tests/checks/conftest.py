@@ -64,6 +64,6 @@ def real_fit_dir(tmp_path_factory: pytest.TempPathFactory, small_cohort: Cohort)
     out = tmp_path_factory.mktemp("fit_small_joint")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = JointModel("joint").fit(small_cohort, draws=200, tune=200, chains=2, seed=3, cores=2)
+        result = JointModel("joint").fit(small_cohort, draws=200, tune=150, chains=2, seed=3, cores=2)
     result.save(out)
     return out

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -562,14 +560,12 @@ def big_table(rng: np.random.Generator, n: int = 10_000, per: int = 4) -> pd.Dat
     return frame
 
 
-def test_large_table_is_fast(rng: np.random.Generator) -> None:
+def test_large_table_validates_whole(rng: np.random.Generator) -> None:
+    # Speed is measured in benchmarks/, not asserted here.
     raw = big_table(rng)
-    start = time.perf_counter()
     cohort = build_cohort(raw)
-    elapsed = time.perf_counter() - start
     assert cohort.n_patients == 10_000
     assert cohort.n_visits == 40_000
-    assert elapsed < 3.0, f"validation took {elapsed:.2f} s"
 
 
 def test_error_in_large_table_points_at_the_row(rng: np.random.Generator) -> None:

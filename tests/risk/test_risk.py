@@ -94,11 +94,13 @@ def test_one_scan_quadrature_equals_brute_force(joint_fake, score, day):
     np.testing.assert_allclose(ds["p_death"].values, exact, atol=2e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["laplace", "prior"])
-def test_one_scan_importance_sampling_within_monte_carlo_error(joint_fake, method):
+@pytest.mark.parametrize(("method", "tol"), [("laplace", 0.01), ("prior", 0.025)])
+def test_one_scan_importance_sampling_within_monte_carlo_error(joint_fake, method, tol):
+    # Monte Carlo SE per draw ~ SD(risk | scan) / sqrt(ESS): about 0.004 (Laplace, ESS ~ 3000 of
+    # 4000) and 0.006 (prior proposal, ESS ~ 800); the tolerances are about 4 SE.
     ds = risk_query(joint_fake, ct_score=14, day=8, age=60, sex="male", method=method, n_effects=4000)
     exact = brute_force(joint_fake, ct_days=[8.0], ct_scores=[14])
-    np.testing.assert_allclose(ds["p_death"].values, exact, atol=0.01)
+    np.testing.assert_allclose(ds["p_death"].values, exact, atol=tol)
     assert ds.attrs["ess_min"] > 100
 
 
@@ -227,7 +229,7 @@ def test_scan_logistic_equals_gauss_hermite(scan_logistic_fake):
         eta = a0 + b[:, 0] * (score - 12) / 6 + b[:, 1] * (day - 10) / 10
         direct = expit(eta[:, None] + sd[:, None] * x) @ w
         ds = risk_query(scan_logistic_fake, ct_score=score, day=day)
-        np.testing.assert_allclose(np.sort(ds["p_death"].values), np.sort(direct), atol=1e-8)
+        np.testing.assert_allclose(np.sort(ds["p_death"].values), np.sort(direct), atol=1e-6)
         assert ds.attrs["family"] == "scan_logistic"
 
 
@@ -371,8 +373,8 @@ def test_grid_is_monotone_in_ct_score(sim_joint_fit):
 @pytest.mark.slow
 def test_history_shifts_risk_sensibly(sim_joint_fit, tmp_path):
     fit, _ = sim_joint_fit
-    rising = pd.DataFrame({"day": [3, 8, 13], "ct_score": [4, 10, 16]})
-    flat = pd.DataFrame({"day": [3, 8, 13], "ct_score": [16, 16, 16]})
+    rising = pd.DataFrame({"day": [3, 8, 13], "ct_score": [4, 10, 16], "nlr": [2.0, 4.0, 7.0]})
+    flat = pd.DataFrame({"day": [3, 8, 13], "ct_score": [16, 16, 16], "nlr": [4.0, 4.0, 4.0]})
     kw = dict(age=60, sex="male", max_draws=400)
     r = risk_query(fit, history=rising, **kw)
     f = risk_query(fit, history=flat, **kw)

@@ -473,6 +473,18 @@ def compare_models(
         warnings.simplefilter("ignore")
         table = az.compare(elpds, round_to=None)
     table = table.reset_index(names="model")
+    # arviz rounds the estimates for display (even with round_to=None); restate them unrounded
+    best = str(table["model"].iloc[0])
+    best_i = np.asarray(elpds[best].elpd_i.values, dtype=float).ravel()
+    for col, fn in (
+        ("elpd", lambda r, m: float(r.elpd)),
+        ("se", lambda r, m: float(r.se)),
+        ("p", lambda r, m: float(r.p)),
+        ("elpd_diff", lambda r, m: float(r.elpd) - float(elpds[best].elpd)),
+        ("dse", lambda r, m: float(np.sqrt(best_i.size * np.var(
+            best_i - np.asarray(r.elpd_i.values, dtype=float).ravel())))),
+    ):
+        table[col] = [fn(elpds[str(m)], m) for m in table["model"]]
     table["data"] = "+".join(parts)
     table["n_bad_k"] = [int((ks[m] > PARETO_K_BAD).sum()) for m in table["model"]]
     table["max_pareto_k"] = [float(ks[m].max()) for m in table["model"]]

@@ -171,7 +171,7 @@ def plot_pit(*, pit: pd.DataFrame, column: str = "loo_pit") -> Figure:
     return fig
 
 
-def write_figures(result: PPCResult, out_dir: str | Path) -> list[Path]:
+def write_figures(result: PPCResult, out_dir: str | Path, *, dpi: int = 90) -> list[Path]:
     """Save every figure of ``result`` as PNG under ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +179,7 @@ def write_figures(result: PPCResult, out_dir: str | Path) -> list[Path]:
 
     def save(fig: Figure, name: str) -> None:
         p = out / name
-        fig.savefig(p, dpi=110)
+        fig.savefig(p, dpi=dpi)
         plt.close(fig)
         paths.append(p)
 

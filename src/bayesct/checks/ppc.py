@@ -641,12 +641,14 @@ class PPCResult:
                 f"  Patient-level PSIS-LOO elpd {self.loo['elpd']:.1f} (SE {self.loo['se']:.1f}); "
                 f"{self.loo['n_bad_k']} of {self.loo['n_patients']} patients with Pareto k > 0.7"
             )
-        if self.comparison is not None:
-            lines.append(f"  PSIS-LOO comparison on {self.comparison['data'].iloc[0]}:")
-            for _, r in self.comparison.iterrows():
+        for table in [self.comparison, *self.comparisons.values()]:
+            if table is None:
+                continue
+            lines.append(f"  Patient-level PSIS-LOO comparison on {table['data'].iloc[0]}:")
+            for _, r in table.iterrows():
                 lines.append(
                     f"    {r['model']:<14} elpd {r['elpd']:.1f} (SE {r['se']:.1f}), "
-                    f"diff {r['elpd_diff']:.1f} (SE {r['dse']:.1f})"
+                    f"diff {r['elpd_diff']:.1f} (SE {r['dse']:.1f}); Pareto k > 0.7: {r['n_bad_k']}"
                 )
         return "\n".join(lines)
 
