@@ -43,8 +43,9 @@ def main() -> None:
     fit = FitResult.load(fit_dir)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = posterior_predictive_check(fit, replicates=args.replicates, level=args.level, seed=args.seed,
-                                     mixed_replicates=args.mixed)
+    res = posterior_predictive_check(
+        fit, replicates=args.replicates, level=args.level, seed=args.seed, mixed_replicates=args.mixed
+    )
     t_check = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -52,16 +53,21 @@ def main() -> None:
         t_write = time.perf_counter() - t0
     tm = res.meta["timings_s"]
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n`bayesct check` benchmark: {fit_dir} ({fit.spec.name}, {fit.cohort.n_patients} patients, "
-          f"{fit.cohort.n_scans} scans), {args.replicates} replicates, level {args.level}, "
-          f"mixed model on {res.meta['mixed_replicates']}; {os.cpu_count()} CPUs, load average {load_avg:.2f}\n")
+    print(
+        f"\n`bayesct check` benchmark: {fit_dir} ({fit.spec.name}, {fit.cohort.n_patients} patients, "
+        f"{fit.cohort.n_scans} scans), {args.replicates} replicates, level {args.level}, "
+        f"mixed model on {res.meta['mixed_replicates']}; {os.cpu_count()} CPUs, load average {load_avg:.2f}\n"
+    )
     print("| phase | seconds |")
     print("|---|---:|")
     print(f"| load fit (not part of the check) | {t_load:.2f} |")
-    for k, label in [("replicate", "replicate markers (vectorised)"), ("observed", "observed tables"),
-                     ("statistics", f"scan statistics x {args.replicates}"),
-                     ("mixed_model", f"mixed model x {res.meta['mixed_replicates']}"),
-                     ("standard_checks", "PIT / LOO-PIT, calibration, PSIS-LOO")]:
+    for k, label in [
+        ("replicate", "replicate markers (vectorised)"),
+        ("observed", "observed tables"),
+        ("statistics", f"scan statistics x {args.replicates}"),
+        ("mixed_model", f"mixed model x {res.meta['mixed_replicates']}"),
+        ("standard_checks", "PIT / LOO-PIT, calibration, PSIS-LOO"),
+    ]:
         print(f"| {label} | {tm.get(k, 0.0):.2f} |")
     print(f"| **check total** | **{t_check:.2f}** |")
     print(f"| write json/csv/figures | {t_write:.2f} |")

@@ -23,8 +23,9 @@ from bayesct.data.default import load_default_cohort
 from bayesct.modeling.fit import FitResult, JointModel
 from bayesct.risk import risk_grid, risk_query
 
-HISTORY = pd.DataFrame({"day": [4, 9, 14], "ct_score": [6, 11, 15], "nlr": [3.0, 5.5, 8.0],
-                        "ldh": [250.0, 310.0, 420.0]})
+HISTORY = pd.DataFrame(
+    {"day": [4, 9, 14], "ct_score": [6, 11, 15], "nlr": [3.0, 5.5, 8.0], "ldh": [250.0, 310.0, 420.0]}
+)
 
 
 def _time(fn, repeat: int = 3) -> tuple[float, object]:
@@ -56,17 +57,23 @@ def main() -> None:
     kw = {"age": 60, "sex": "male"} if "age" in result.spec.covariates else {}
     t_one, ds = _time(lambda: risk_query(result, ct_score=14, day=8, max_draws=args.draws, **kw))
     t_hist, dh = _time(lambda: risk_query(result, history=HISTORY, max_draws=args.draws, **kw))
-    t_grid, grid = _time(lambda: risk_grid(result, days=list(range(31)), max_draws=args.draws, **kw), repeat=1)
+    t_grid, grid = _time(
+        lambda: risk_grid(result, days=list(range(31)), max_draws=args.draws, **kw), repeat=1
+    )
     a = ds.attrs  # type: ignore[union-attr]
     print(f"\nmodel {result.spec.name}, {args.draws} posterior draws, fit {fit_dir}\n")
     print("| step | seconds | target | result |")
     print("|---|---:|---:|---|")
     print(f"| load fit directory | {t_load:.2f} | - | |")
-    print(f"| one query (CT 14, day 8) | {t_one:.3f} | 1 | {100 * a['median']:.1f}% "
-          f"[{100 * a['lo']:.1f}%, {100 * a['hi']:.1f}%] ({a['method']}) |")
+    print(
+        f"| one query (CT 14, day 8) | {t_one:.3f} | 1 | {100 * a['median']:.1f}% "
+        f"[{100 * a['lo']:.1f}%, {100 * a['hi']:.1f}%] ({a['method']}) |"
+    )
     h = dh.attrs  # type: ignore[union-attr]
-    print(f"| one query, 3-scan + labs history | {t_hist:.3f} | 1 | {100 * h['median']:.1f}% "
-          f"(ESS min {h['ess_min']:.0f}) |")
+    print(
+        f"| one query, 3-scan + labs history | {t_hist:.3f} | 1 | {100 * h['median']:.1f}% "
+        f"(ESS min {h['ess_min']:.0f}) |"
+    )
     print(f"| 25 × 31 grid (days 0-30) | {t_grid:.2f} | 30 | {len(grid)} cells |")  # type: ignore[arg-type]
 
 

@@ -77,8 +77,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         cohort = simulate_cohort(args.patients, seed=args.seed).cohort
         what = f"a simulated cohort of {args.patients} patients (seed {args.seed})"
     path = write_cohort(cohort, args.out)
-    print(f"Wrote {what} to {path}: {cohort.n_visits} visits, {cohort.n_scans} CT scans, "
-          f"{cohort.n_deaths} deaths.")
+    print(
+        f"Wrote {what} to {path}: {cohort.n_visits} visits, {cohort.n_scans} CT scans, "
+        f"{cohort.n_deaths} deaths."
+    )
     return 0
 
 
@@ -116,15 +118,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
     cohort = _read(args.data, args.patients)
     model = JointModel(args.model)
     settings = model.sampler_settings(draws=args.draws, tune=args.tune, chains=args.chains)
-    print(f"Fitting model '{model.spec.name}' to {cohort.n_patients} patients ({cohort.n_scans} scans, "
-          f"markers: {', '.join(m for m in cohort.markers if model.spec.markers is None or m in model.spec.markers)}) "
-          f"with {args.sampler}: {settings['chains']} chains x {settings['draws']} draws "
-          f"(+{settings['tune']} tuning), seed {args.seed}.", file=sys.stderr)
+    print(
+        f"Fitting model '{model.spec.name}' to {cohort.n_patients} patients ({cohort.n_scans} scans, "
+        f"markers: {', '.join(m for m in cohort.markers if model.spec.markers is None or m in model.spec.markers)}) "
+        f"with {args.sampler}: {settings['chains']} chains x {settings['draws']} draws "
+        f"(+{settings['tune']} tuning), seed {args.seed}.",
+        file=sys.stderr,
+    )
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, louder
-        result = model.fit(cohort, draws=args.draws, tune=args.tune, chains=args.chains,
-                           sampler=args.sampler, seed=args.seed, progress=progress)
+        result = model.fit(
+            cohort,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            sampler=args.sampler,
+            seed=args.seed,
+            progress=progress,
+        )
     out = result.save(args.out)
     diag = result.diagnostics
     if diag.passed:
@@ -139,8 +151,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _headline_vars(result) -> list[str]:
-    wanted = ["severity_cov_stds", "severity_cov_corr", "re_cov_stds", "loading_lab", "specific_sd",
-              "noise_sd", "ct_phi", "mort_intercept", "mort_beta", "mort_gamma", "patient_sd", "coef_per_unit"]
+    wanted = [
+        "severity_cov_stds",
+        "severity_cov_corr",
+        "re_cov_stds",
+        "loading_lab",
+        "specific_sd",
+        "noise_sd",
+        "ct_phi",
+        "mort_intercept",
+        "mort_beta",
+        "mort_gamma",
+        "patient_sd",
+        "coef_per_unit",
+    ]
     names = [v for v in wanted if v in result.posterior]
     return names
 
@@ -202,9 +226,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from bayesct import __version__
 
-    parser = _Parser(prog="bayesct", description=(
-        "Bayesian joint modelling of serial CT scores and labs with a mortality submodel. "
-        "Data files: CSV, Parquet or Excel, one row per patient-visit (see README)."))
+    parser = _Parser(
+        prog="bayesct",
+        description=(
+            "Bayesian joint modelling of serial CT scores and labs with a mortality submodel. "
+            "Data files: CSV, Parquet or Excel, one row per patient-visit (see README)."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"bayesct {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -212,51 +240,78 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("data", help="visits table (CSV, Parquet or Excel)")
         p.add_argument("--patients", metavar="FILE", help="optional patient table joined on patient_id")
 
-    p = sub.add_parser("simulate", help="write the default cohort or a simulated one",
-                       description="Write the shipped default cohort (no --patients) or simulate a cohort "
-                                   "from the generative joint model.")
+    p = sub.add_parser(
+        "simulate",
+        help="write the default cohort or a simulated one",
+        description="Write the shipped default cohort (no --patients) or simulate a cohort "
+        "from the generative joint model.",
+    )
     p.add_argument("--patients", type=_positive_int, help="number of patients (omit: the default cohort)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output file (.csv, .parquet or .xlsx)")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("validate", help="validate a data file and describe the cohort",
-                       description="Validate a data file against the column contract and summarise it.")
+    p = sub.add_parser(
+        "validate",
+        help="validate a data file and describe the cohort",
+        description="Validate a data file against the column contract and summarise it.",
+    )
     data_args(p)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("classical", help="the paper's frequentist tables",
-                       description="Compute the paper's frequentist tables (Tables 1-4, Supp. S3-S4).")
+    p = sub.add_parser(
+        "classical",
+        help="the paper's frequentist tables",
+        description="Compute the paper's frequentist tables (Tables 1-4, Supp. S3-S4).",
+    )
     data_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_classical)
 
-    p = sub.add_parser("fit", help="fit a model and write the posterior",
-                       description="Fit a bayesct model; writes posterior.nc, spec.toml, data.csv, "
-                                   "fingerprint.json and diagnostics.json to --out.")
+    p = sub.add_parser(
+        "fit",
+        help="fit a model and write the posterior",
+        description="Fit a bayesct model; writes posterior.nc, spec.toml, data.csv, "
+        "fingerprint.json and diagnostics.json to --out.",
+    )
     data_args(p)
     p.add_argument("--out", required=True, help="output folder for the fit")
-    p.add_argument("--model", default="joint",
-                   help="spec name (joint, ct_only, descriptive, scan_logistic) or a .toml path (default joint)")
+    p.add_argument(
+        "--model",
+        default="joint",
+        help="spec name (joint, ct_only, descriptive, scan_logistic) or a .toml path (default joint)",
+    )
     p.add_argument("--draws", type=_positive_int, help="draws per chain (default: the spec's)")
     p.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default: the spec's)")
     p.add_argument("--chains", type=_positive_int, help="chains (default: the spec's)")
-    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], default="nutpie",
-                   help="NUTS implementation (default nutpie)")
+    p.add_argument(
+        "--sampler",
+        choices=["nutpie", "pymc", "numpyro"],
+        default="nutpie",
+        help="NUTS implementation (default nutpie)",
+    )
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when a convergence gate fails")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show sampling progress (default: when stderr is a terminal)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show sampling progress (default: when stderr is a terminal)",
+    )
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("priors", help="print a model's priors",
-                       description="Print the priors declared in a model spec.")
+    p = sub.add_parser(
+        "priors", help="print a model's priors", description="Print the priors declared in a model spec."
+    )
     p.add_argument("--model", default="joint", help="spec name or .toml path (default joint)")
     p.set_defaults(func=cmd_priors)
 
-    p = sub.add_parser("prior-check", help="prior predictive check on a data set's design",
-                       description="Draw from the prior predictive on the data's design and compare the "
-                                   "replicated markers' range with the observed.")
+    p = sub.add_parser(
+        "prior-check",
+        help="prior predictive check on a data set's design",
+        description="Draw from the prior predictive on the data's design and compare the "
+        "replicated markers' range with the observed.",
+    )
     data_args(p)
     p.add_argument("--model", default="joint", help="spec name or .toml path (default joint)")
     p.add_argument("--draws", type=_positive_int, default=200, help="prior draws (default 200)")
@@ -264,24 +319,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output CSV")
     p.set_defaults(func=cmd_prior_check)
 
-    p = sub.add_parser("check", help="posterior predictive checks replicating the paper's tests",
-                       description="Replicate cohorts from a fit and rerun the paper's frequentist "
-                                   "comparisons on each; writes ppc.json, ppc.csv and figures.")
+    p = sub.add_parser(
+        "check",
+        help="posterior predictive checks replicating the paper's tests",
+        description="Replicate cohorts from a fit and rerun the paper's frequentist "
+        "comparisons on each; writes ppc.json, ppc.csv and figures.",
+    )
     p.add_argument("fit_dir", help="fit folder written by 'bayesct fit'")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--replicates", type=_positive_int, default=200, help="replicated cohorts (default 200)")
-    p.add_argument("--level", choices=["patients", "new"], default="patients",
-                   help="replicate the same patients (their posterior effects) or new patients")
+    p.add_argument(
+        "--level",
+        choices=["patients", "new"],
+        default="patients",
+        help="replicate the same patients (their posterior effects) or new patients",
+    )
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
-    p.add_argument("--mixed-replicates", type=_nonneg_int, default=20,
-                   help="replicates on which the (slow) mixed models are refitted (default 20)")
-    p.add_argument("--compare", nargs="*", default=[], metavar="FITDIR",
-                   help="other fit folders of the same data for a PSIS-LOO comparison")
+    p.add_argument(
+        "--mixed-replicates",
+        type=_nonneg_int,
+        default=20,
+        help="replicates on which the (slow) mixed models are refitted (default 20)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="FITDIR",
+        help="other fit folders of the same data for a PSIS-LOO comparison",
+    )
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("risk", help="posterior risk of death for a new patient, or the Table 3 grid",
-                       description="Posterior P(death) given a CT score on a day (or a whole history), "
-                                   "with its 95% credible interval; or the grid over CT score x day.")
+    p = sub.add_parser(
+        "risk",
+        help="posterior risk of death for a new patient, or the Table 3 grid",
+        description="Posterior P(death) given a CT score on a day (or a whole history), "
+        "with its 95% credible interval; or the grid over CT score x day.",
+    )
     p.add_argument("fit_dir", help="fit folder written by 'bayesct fit'")
     p.add_argument("--ct-score", type=_float, help="observed CT score (0-24)")
     p.add_argument("--day", type=_float, help="days since symptom onset of that scan")
@@ -296,9 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_risk)
 
-    p = sub.add_parser("demo", help="the main job on the default cohort",
-                       description="Default cohort -> classical tables -> joint fit -> checks -> risk grid "
-                                   "-> report, all in --out.")
+    p = sub.add_parser(
+        "demo",
+        help="the main job on the default cohort",
+        description="Default cohort -> classical tables -> joint fit -> checks -> risk grid "
+        "-> report, all in --out.",
+    )
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--replicates", type=_positive_int, default=200, help="PPC replicates (default 200)")

@@ -51,18 +51,53 @@ def run_demo(out: Path, *, seed: int = 0, replicates: int = 200) -> int:
     _step(f"Posterior predictive checks ({replicates} replicates)")
     from bayesct.checks.ppc import run_cli as check_cli
 
-    check_cli(argparse.Namespace(fit_dir=str(out / "fit"), out=str(out / "check"), replicates=replicates,
-                                 level="patients", seed=seed, compare=[], mixed_replicates=20))
+    check_cli(
+        argparse.Namespace(
+            fit_dir=str(out / "fit"),
+            out=str(out / "check"),
+            replicates=replicates,
+            level="patients",
+            seed=seed,
+            compare=[],
+            mixed_replicates=20,
+        )
+    )
 
     _step("Risk grid (Table 3 counterpart), age 60, male")
     from bayesct.risk import run_cli as risk_cli
 
-    risk_cli(argparse.Namespace(fit_dir=str(out / "fit"), ct_score=None, day=None, age=60.0, sex="male",
-                                history=None, json=False, grid=True, days=[3.0, 8.0, 13.0, 18.0, 23.0],
-                                out=str(out / "risk" / "risk_grid.csv"), seed=seed, draws=1000))
-    risk_cli(argparse.Namespace(fit_dir=str(out / "fit"), ct_score=14.0, day=8.0, age=60.0, sex="male",
-                                history=None, json=False, grid=False, days=None, out=None, seed=seed,
-                                draws=1000))
+    risk_cli(
+        argparse.Namespace(
+            fit_dir=str(out / "fit"),
+            ct_score=None,
+            day=None,
+            age=60.0,
+            sex="male",
+            history=None,
+            json=False,
+            grid=True,
+            days=[3.0, 8.0, 13.0, 18.0, 23.0],
+            out=str(out / "risk" / "risk_grid.csv"),
+            seed=seed,
+            draws=1000,
+        )
+    )
+    risk_cli(
+        argparse.Namespace(
+            fit_dir=str(out / "fit"),
+            ct_score=14.0,
+            day=8.0,
+            age=60.0,
+            sex="male",
+            history=None,
+            json=False,
+            grid=False,
+            days=None,
+            out=None,
+            seed=seed,
+            draws=1000,
+        )
+    )
 
     _step("Report")
     report = write_report(out)

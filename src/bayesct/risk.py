@@ -287,8 +287,10 @@ def _read_history(history: pd.DataFrame | str | Path) -> _Obs:
     cohort = build_cohort(frame, source=source)
     if cohort.n_patients != 1:
         raise DataValidationError(
-            f"a history must hold one patient; found {cohort.n_patients} patient_ids", file=source,
-            column="patient_id")
+            f"a history must hold one patient; found {cohort.n_patients} patient_ids",
+            file=source,
+            column="patient_id",
+        )
     notes.extend(cohort.notes)
     v = cohort.visits
     ct = v.loc[v[CT].notna()] if CT in v.columns else v.iloc[:0]
@@ -297,8 +299,14 @@ def _read_history(history: pd.DataFrame | str | Path) -> _Obs:
         sub = v.loc[v[m].notna()]
         labs[m] = (sub[DAY].to_numpy(float), to_model_scale(m, sub[m].to_numpy(float)))
     patient = {str(k): val for k, val in cohort.patients.iloc[0].items() if k != "died"}
-    return _Obs(ct[DAY].to_numpy(float), ct[CT].to_numpy(float) if len(ct) else np.zeros(0), labs,
-                notes, patient, source)
+    return _Obs(
+        ct[DAY].to_numpy(float),
+        ct[CT].to_numpy(float) if len(ct) else np.zeros(0),
+        labs,
+        notes,
+        patient,
+        source,
+    )
 
 
 def _observations(ct_score: Any, day: Any, history: Any) -> _Obs:
@@ -357,9 +365,14 @@ class _ScanLogistic:
             return np.asarray(da.values)[idx]
 
         spec = result.spec
-        return cls(get("mort_intercept"), get("mort_beta"), get("patient_sd"),
-                   spec.covariate_scaling.get(CT, (12.0, 6.0)), spec.covariate_scaling.get("day", (10.0, 10.0)),
-                   get("patient_effect") if "patient_effect" in post else None)
+        return cls(
+            get("mort_intercept"),
+            get("mort_beta"),
+            get("patient_sd"),
+            spec.covariate_scaling.get(CT, (12.0, 6.0)),
+            spec.covariate_scaling.get("day", (10.0, 10.0)),
+            get("patient_effect") if "patient_effect" in post else None,
+        )
 
     def logit(self, score: np.ndarray, day: np.ndarray) -> np.ndarray:
         """(S, n) fixed part of the log-odds for scans (n,)."""
@@ -441,7 +454,7 @@ def _expit_normal_mean(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
             continue
         x, w = _TRAP[k]
         for lo in range(0, idx.size, 100_000):
-            sl = idx[lo:lo + 100_000]
+            sl = idx[lo : lo + 100_000]
             out[sl] = expit(flat_mu[sl, None] + flat_sd[sl, None] * x) @ w
     return out.reshape(mu.shape)
 
@@ -530,7 +543,7 @@ def _lab_gaussian(block: _LabBlock) -> tuple[np.ndarray, np.ndarray]:
     k = t2 / (s2 + n * t2)
     r0 = block.y[None, :] - block.m
     h = block.H.sum(axis=1)  # (S, E)
-    prec = (np.einsum("sne,snf->sef", block.H, block.H) - k[:, None, None] * h[:, :, None] * h[:, None, :])
+    prec = np.einsum("sne,snf->sef", block.H, block.H) - k[:, None, None] * h[:, :, None] * h[:, None, :]
     lin = np.einsum("sne,sn->se", block.H, r0) - k[:, None] * h * r0.sum(axis=1)[:, None]
     return prec / s2[:, None, None], lin / s2[:, None]
 
@@ -559,8 +572,9 @@ def _cs_normal_logpdf(resid: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.nda
     s2sum = (resid**2).sum(axis=-1)
     s2, t2 = s**2, t**2
     denom = s2 + n * t2
-    return -0.5 * (n * np.log(2 * np.pi) + (n - 1) * np.log(s2) + np.log(denom)
-                   + (s2sum - t2 * s1**2 / denom) / s2)
+    return -0.5 * (
+        n * np.log(2 * np.pi) + (n - 1) * np.log(s2) + np.log(denom) + (s2sum - t2 * s1**2 / denom) / s2
+    )
 
 
 def _ct_derivs(pm: Any, y: np.ndarray, eta: np.ndarray, h: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -577,8 +591,9 @@ class _ISResult:
     n_effects: int
 
 
-def _importance(pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace", "prior"],
-                n_effects: int, seed: int) -> tuple[_ISResult, list[str]]:
+def _importance(
+    pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace", "prior"], n_effects: int, seed: int
+) -> tuple[_ISResult, list[str]]:
     S, E = pm.n_draws, len(pm.effect_names)
     sigma = pm.covariance() + 1e-10 * np.eye(E)
     L = np.linalg.cholesky(sigma)
@@ -736,8 +751,9 @@ def risk_query(
         raise BayesctError(f"n_effects must be an integer >= 2, got {n_effects!r}")
     obs = _observations(ct_score, day, history)
     notes = list(obs.notes)
-    X_frame, used_cov = _covariate_frame(spec, age=age, sex=sex, covariates=covariates,
-                                         from_history=obs.patient)
+    X_frame, used_cov = _covariate_frame(
+        spec, age=age, sex=sex, covariates=covariates, from_history=obs.patient
+    )
     given_now = {"age": age, "sex": sex}
     ignored = [k for k, v in given_now.items() if v is not None and k not in spec.covariates]
     if ignored:
@@ -749,10 +765,11 @@ def risk_query(
             raise BayesctError(f"model '{spec.name}' needs a CT score: the history holds none")
         last = int(np.argmax(obs.ct_day))
         if len(obs.ct_day) > 1 or obs.n_lab_values:
-            notes.append(f"model '{spec.name}' is per scan: only the latest CT scan (day "
-                         f"{obs.ct_day[last]:g}) is used")
+            notes.append(
+                f"model '{spec.name}' is per scan: only the latest CT scan (day {obs.ct_day[last]:g}) is used"
+            )
         sl = _ScanLogistic.from_fit(result, max_draws, seed)
-        p = sl.risk(obs.ct_score[last:last + 1], obs.ct_day[last:last + 1])[:, 0]
+        p = sl.risk(obs.ct_score[last : last + 1], obs.ct_day[last : last + 1])[:, 0]
         used_method = "quadrature"
     else:
         pm = _posterior_model(result, max_draws, seed)
@@ -762,7 +779,9 @@ def risk_query(
             chosen = "quadrature" if obs.single_scan else "laplace"
         if chosen == "quadrature":
             if not obs.single_scan:
-                raise BayesctError("method 'quadrature' handles one CT scan only; use 'laplace' for a history")
+                raise BayesctError(
+                    "method 'quadrature' handles one CT scan only; use 'laplace' for a history"
+                )
             probs = _quadrature(pm, float(obs.ct_day[0]), X, np.array([obs.ct_score[0]]))
             p = probs[:, 0]
             used_method = "quadrature"
@@ -781,7 +800,10 @@ def risk_query(
                 warnings.warn(
                     f"importance sampling of the random effects is poor: effective sample size "
                     f"{ess_min:.0f} (min) / {ess_med:.0f} (median) of {m} per draw; "
-                    "raise n_effects or use method='laplace'", RiskWarning, stacklevel=2)
+                    "raise n_effects or use method='laplace'",
+                    RiskWarning,
+                    stacklevel=2,
+                )
     med, lo, hi = _summary(p, ci_prob)
     inputs: dict[str, Any] = {
         "ct_score": None if ct_score is None else int(_check_score(ct_score)),
@@ -792,13 +814,23 @@ def risk_query(
         **used_cov,
     }
     attrs = {
-        "median": med, "lo": lo, "hi": hi, "ci_prob": float(ci_prob), "model": spec.name,
-        "family": spec.family, "converged": bool(result.passed), "method": used_method,
-        "ess_min": ess_min, "ess_median": ess_med, "n_effects": n_eff_used, "inputs": inputs,
+        "median": med,
+        "lo": lo,
+        "hi": hi,
+        "ci_prob": float(ci_prob),
+        "model": spec.name,
+        "family": spec.family,
+        "converged": bool(result.passed),
+        "method": used_method,
+        "ess_min": ess_min,
+        "ess_median": ess_med,
+        "n_effects": n_eff_used,
+        "inputs": inputs,
         "notes": notes,
     }
-    return xr.Dataset({"p_death": ("sample", np.asarray(p, float))},
-                      coords={"sample": np.arange(len(p))}, attrs=attrs)
+    return xr.Dataset(
+        {"p_death": ("sample", np.asarray(p, float))}, coords={"sample": np.arange(len(p))}, attrs=attrs
+    )
 
 
 def _grid_days(days: Sequence[float] | None, periods: bool) -> tuple[list[float], list[str] | None]:
@@ -886,15 +918,18 @@ def risk_grid(
             row.update(median=float(med[i]), lo=float(lo[i]), hi=float(hi[i]), band=risk_band(float(med[i])))
             rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs.update(ci_prob=float(ci_prob), model=spec.name, converged=bool(result.passed), covariates=used_cov)
+    out.attrs.update(
+        ci_prob=float(ci_prob), model=spec.name, converged=bool(result.passed), covariates=used_cov
+    )
     return out
 
 
 _BAND_COLOURS = {"green": "#4daf4a", "yellow": "#ffd92f", "red": "#e41a1c", "blue": "#377eb8"}
 
 
-def plot_risk_grid(grid: pd.DataFrame, *, ax: Any = None, title: str | None = None,
-                   annotate: bool | None = None) -> Any:
+def plot_risk_grid(
+    grid: pd.DataFrame, *, ax: Any = None, title: str | None = None, annotate: bool | None = None
+) -> Any:
     """Heat map of a :func:`risk_grid` table: CT score (rows) × day or period (columns).
 
     Cells are coloured by the paper's colour bands of the posterior median (legend) and, when
@@ -928,8 +963,11 @@ def plot_risk_grid(grid: pd.DataFrame, *, ax: Any = None, title: str | None = No
     values = table.to_numpy(float)
     ax.imshow(values, origin="lower", aspect="auto", cmap=cmap, norm=norm)
     ax.set_xticks(range(table.shape[1]))
-    ax.set_xticklabels([f"{c:g}" if isinstance(c, float) else str(c) for c in table.columns],
-                       rotation=90 if table.shape[1] > 12 else 0, fontsize=8)
+    ax.set_xticklabels(
+        [f"{c:g}" if isinstance(c, float) else str(c) for c in table.columns],
+        rotation=90 if table.shape[1] > 12 else 0,
+        fontsize=8,
+    )
     ax.set_yticks(range(table.shape[0]))
     ax.set_yticklabels([str(i) for i in table.index], fontsize=8)
     ax.set_xlabel("period (days since onset)" if by == "period" else "days since symptom onset")
@@ -941,16 +979,24 @@ def plot_risk_grid(grid: pd.DataFrame, *, ax: Any = None, title: str | None = No
             for j in range(table.shape[1]):
                 ax.text(j, i, f"{100 * float(values[i, j]):.0f}", ha="center", va="center", fontsize=6)
     labels = {"green": "< 5%", "yellow": "5-30%", "red": "30-50%", "blue": "50-100%"}
-    ax.legend(handles=[Patch(color=_BAND_COLOURS[n], label=labels.get(n, n)) for n in names],
-              title="median P(death)", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.legend(
+        handles=[Patch(color=_BAND_COLOURS[n], label=labels.get(n, n)) for n in names],
+        title="median P(death)",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+    )
     model = grid.attrs.get("model")
-    ax.set_title(title or f"Posterior median risk of death{f' (model {model})' if model else ''}", fontsize=10)
+    ax.set_title(
+        title or f"Posterior median risk of death{f' (model {model})' if model else ''}", fontsize=10
+    )
     fig.tight_layout()
     return fig
 
 
-def patient_risks(fit: Any, *, max_draws: int | None = DEFAULT_MAX_DRAWS, seed: int = 0,
-                  ci_prob: float = CI_PROB) -> pd.DataFrame:
+def patient_risks(
+    fit: Any, *, max_draws: int | None = DEFAULT_MAX_DRAWS, seed: int = 0, ci_prob: float = CI_PROB
+) -> pd.DataFrame:
     """For each cohort patient: patient-specific posterior risk beside the population-level one.
 
     ``patient_*``: the patient's own risk, expit of their mortality log-odds at their own
@@ -986,11 +1032,12 @@ def patient_risks(fit: Any, *, max_draws: int | None = DEFAULT_MAX_DRAWS, seed: 
         own = expit(pm.mortality_logit(pm.patient_effects(), design.covariates))
         pop = np.empty_like(own)
         for i in range(len(ids)):
-            pop[:, i] = _quadrature(pm, float(f_day[i]), design.covariates[i:i + 1], f_ct[i:i + 1])[:, 0]
+            pop[:, i] = _quadrature(pm, float(f_day[i]), design.covariates[i : i + 1], f_ct[i : i + 1])[:, 0]
     o_lo, o_med, o_hi = np.quantile(own, q, axis=0)
     p_lo, p_med, p_hi = np.quantile(pop, q, axis=0)
-    out = pd.DataFrame({"patient_id": ids, "died": design.died, "first_day": f_day,
-                        "first_ct_score": f_ct.astype(int)})
+    out = pd.DataFrame(
+        {"patient_id": ids, "died": design.died, "first_day": f_day, "first_ct_score": f_ct.astype(int)}
+    )
     pats = cohort.patients
     for cov in spec.covariates:
         if cov in pats.columns:
@@ -1021,8 +1068,10 @@ def _pct(x: float) -> str:
 def _describe_inputs(inputs: Mapping[str, Any]) -> str:
     parts = []
     if inputs.get("history"):
-        parts.append(f"history {inputs['history']}: {inputs['n_scans']} CT scan(s), "
-                     f"{inputs['n_lab_values']} lab value(s)")
+        parts.append(
+            f"history {inputs['history']}: {inputs['n_scans']} CT scan(s), "
+            f"{inputs['n_lab_values']} lab value(s)"
+        )
     if inputs.get("ct_score") is not None:
         parts.append(f"CT {inputs['ct_score']} on day {inputs['day']:g}")
     if inputs.get("age") is not None:
@@ -1051,8 +1100,11 @@ def run_cli(args: argparse.Namespace) -> int:
         raise BayesctError(f"--draws must be a positive integer, got {draws!r}")
     result = _load(get("fit_dir"))
     if not result.passed:
-        print(f"WARNING: the fit in {get('fit_dir')} did NOT pass its convergence gates; "
-              "treat these risks with caution (see its diagnostics).", file=sys.stderr)
+        print(
+            f"WARNING: the fit in {get('fit_dir')} did NOT pass its convergence gates; "
+            "treat these risks with caution (see its diagnostics).",
+            file=sys.stderr,
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RiskWarning)
         if get("grid"):
@@ -1065,21 +1117,36 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def _cli_query(args: argparse.Namespace, result: Any, max_draws: int, seed: int) -> int:
-    ds = risk_query(result, ct_score=getattr(args, "ct_score", None), day=getattr(args, "day", None),
-                    history=getattr(args, "history", None), age=getattr(args, "age", None),
-                    sex=getattr(args, "sex", None), max_draws=max_draws, seed=seed)
+    ds = risk_query(
+        result,
+        ct_score=getattr(args, "ct_score", None),
+        day=getattr(args, "day", None),
+        history=getattr(args, "history", None),
+        age=getattr(args, "age", None),
+        sex=getattr(args, "sex", None),
+        max_draws=max_draws,
+        seed=seed,
+    )
     a = ds.attrs
     if getattr(args, "json", False):
-        obj = {"p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"]}, "ci_prob": a["ci_prob"],
-               "model": a["model"], "converged": a["converged"], "method": a["method"],
-               "inputs": a["inputs"], "notes": a["notes"]}
+        obj = {
+            "p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"]},
+            "ci_prob": a["ci_prob"],
+            "model": a["model"],
+            "converged": a["converged"],
+            "method": a["method"],
+            "inputs": a["inputs"],
+            "notes": a["notes"],
+        }
         if math.isfinite(a["ess_min"]):
             obj["ess_min"] = a["ess_min"]
         print(json.dumps(obj))
     else:
         ci = f"{100 * a['ci_prob']:g}% CrI"
-        print(f"P(death) = {_pct(a['median'])} [{_pct(a['lo'])}, {_pct(a['hi'])}] "
-              f"({ci}; model {a['model']}; {_describe_inputs(a['inputs'])})")
+        print(
+            f"P(death) = {_pct(a['median'])} [{_pct(a['lo'])}, {_pct(a['hi'])}] "
+            f"({ci}; model {a['model']}; {_describe_inputs(a['inputs'])})"
+        )
         for note in a["notes"]:
             print(f"note: {note}", file=sys.stderr)
     return 0
@@ -1087,8 +1154,15 @@ def _cli_query(args: argparse.Namespace, result: Any, max_draws: int, seed: int)
 
 def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) -> int:
     days = _parse_days(getattr(args, "days", None))
-    grid = risk_grid(result, days=days, periods=days is None, age=getattr(args, "age", None),
-                     sex=getattr(args, "sex", None), max_draws=max_draws, seed=seed)
+    grid = risk_grid(
+        result,
+        days=days,
+        periods=days is None,
+        age=getattr(args, "age", None),
+        sex=getattr(args, "sex", None),
+        max_draws=max_draws,
+        seed=seed,
+    )
     out = getattr(args, "out", None)
     if out:
         path = Path(out)
@@ -1105,13 +1179,30 @@ def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) 
         fig.savefig(png, dpi=150)
         plt.close(fig)
         if getattr(args, "json", False):
-            print(json.dumps({"csv": str(path), "png": str(png), "model": grid.attrs["model"],
-                              "converged": grid.attrs["converged"], "ci_prob": grid.attrs["ci_prob"]}))
+            print(
+                json.dumps(
+                    {
+                        "csv": str(path),
+                        "png": str(png),
+                        "model": grid.attrs["model"],
+                        "converged": grid.attrs["converged"],
+                        "ci_prob": grid.attrs["ci_prob"],
+                    }
+                )
+            )
         else:
             print(f"wrote {path} ({len(grid)} rows) and {png}")
     elif getattr(args, "json", False):
-        print(json.dumps({"model": grid.attrs["model"], "converged": grid.attrs["converged"],
-                          "ci_prob": grid.attrs["ci_prob"], "grid": grid.to_dict(orient="records")}))
+        print(
+            json.dumps(
+                {
+                    "model": grid.attrs["model"],
+                    "converged": grid.attrs["converged"],
+                    "ci_prob": grid.attrs["ci_prob"],
+                    "grid": grid.to_dict(orient="records"),
+                }
+            )
+        )
     else:
         sys.stdout.write(grid.to_csv(index=False, float_format="%.6g"))
     return 0

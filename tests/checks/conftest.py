@@ -36,8 +36,16 @@ def _mock_fit(cohort: Cohort, spec: str, *, draws: int = 120, seed: int = 1) -> 
         ds = ds.expand_dims(chain=[0])
     tree = xr.DataTree.from_dict({"posterior": ds})
     diag = Diagnostics(
-        rhat_max=1.0, ess_bulk_min=1000.0, ess_tail_min=1000.0, divergences=0, bfmi_min=1.0, passed=True,
-        sampler="prior (mock)", draws=draws, chains=1, wall_seconds=0.0,
+        rhat_max=1.0,
+        ess_bulk_min=1000.0,
+        ess_tail_min=1000.0,
+        divergences=0,
+        bfmi_min=1.0,
+        passed=True,
+        sampler="prior (mock)",
+        draws=draws,
+        chains=1,
+        wall_seconds=0.0,
     )
     return FitResult(tree, model.spec, cohort, diag, settings={"mock": "prior draws"})
 

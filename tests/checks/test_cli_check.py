@@ -14,8 +14,15 @@ pytestmark = pytest.mark.slow
 
 
 def _args(fit_dir, out, **kw):
-    base = {"fit_dir": str(fit_dir), "out": str(out), "replicates": 30, "level": "patients", "seed": 0,
-            "compare": [], "mixed_replicates": 2}
+    base = {
+        "fit_dir": str(fit_dir),
+        "out": str(out),
+        "replicates": 30,
+        "level": "patients",
+        "seed": 0,
+        "compare": [],
+        "mixed_replicates": 2,
+    }
     return argparse.Namespace(**(base | kw))
 
 
@@ -38,12 +45,27 @@ def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
     names = {r["name"] for r in rows}
     assert {"ct_mw_p", "ct_auc", "kendall_tau", "logistic_coef", "mixed_p"} <= names
     for r in rows:
-        assert {"name", "period", "marker", "observed", "rep_median", "rep_lo", "rep_hi", "ppp", "n_valid"} <= set(r)
+        assert {
+            "name",
+            "period",
+            "marker",
+            "observed",
+            "rep_median",
+            "rep_lo",
+            "rep_hi",
+            "ppp",
+            "n_valid",
+        } <= set(r)
     periods = {r["period"] for r in rows if r["name"] == "ct_mw_p"}
     assert periods == {"0-5", "6-10", "11-15", "16-20", ">20"}
     finding_ids = {f["finding"] for f in data["findings"]}
-    assert {"period_0-5_no_difference", "period_6-10_difference", "tau_sign_ldh", "ct_coef_positive",
-            "day_coef_negative"} <= finding_ids
+    assert {
+        "period_0-5_no_difference",
+        "period_6-10_difference",
+        "tau_sign_ldh",
+        "ct_coef_positive",
+        "day_coef_negative",
+    } <= finding_ids
     assert all(f["reproduced_share"] is None or 0 <= f["reproduced_share"] <= 1 for f in data["findings"])
     assert data["calibration"]["bins"] and data["pit"] and data["loo"]["parts"] == ["ct", "labs", "death"]
     assert (out / "ppc.csv").is_file()

@@ -24,8 +24,9 @@ STAT_FIELDS = {"name", "period", "marker", "observed", "rep_median", "rep_lo", "
 
 @pytest.fixture(scope="module")
 def result(mock_fit):
-    return posterior_predictive_check(mock_fit, replicates=25, level="new", seed=2, mixed_replicates=2,
-                                      check_draws=100)
+    return posterior_predictive_check(
+        mock_fit, replicates=25, level="new", seed=2, mixed_replicates=2, check_draws=100
+    )
 
 
 def test_result_tables(result, mock_fit):
@@ -57,14 +58,24 @@ def test_write_outputs(result, tmp_path):
     assert {"finding", "reproduced_share"} <= set(data["findings"][0])
     assert (tmp_path / "ppc.csv").is_file()
     figs = {p.name for p in (tmp_path / "figures").iterdir()}
-    for name in ("ppc_ct_mw_p.png", "ppc_kendall_tau.png", "ppc_logistic_coef.png", "ppc_mixed_p.png",
-                 "ppc_overview.png", "ppc_findings.png", "loo_pit.png", "calibration.png"):
+    for name in (
+        "ppc_ct_mw_p.png",
+        "ppc_kendall_tau.png",
+        "ppc_logistic_coef.png",
+        "ppc_mixed_p.png",
+        "ppc_overview.png",
+        "ppc_findings.png",
+        "loo_pit.png",
+        "calibration.png",
+    ):
         assert name in figs
     assert all(p.exists() for p in paths)
 
 
 def test_figures_return_figures(result):
-    fig = ppc_figures.plot_statistic(statistics=result.statistics, replicated=result.replicated, name="ct_auc")
+    fig = ppc_figures.plot_statistic(
+        statistics=result.statistics, replicated=result.replicated, name="ct_auc"
+    )
     assert isinstance(fig, matplotlib.figure.Figure)
     assert isinstance(ppc_figures.plot_pit(pit=result.pit), matplotlib.figure.Figure)
     assert isinstance(ppc_figures.plot_calibration(calibration=result.calibration), matplotlib.figure.Figure)

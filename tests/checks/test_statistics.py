@@ -24,8 +24,9 @@ def test_statistics_equal_classical_tables_on_the_replicate(replicates):
         rep = replicates.cohort(r)
         st = table_statistics(rep, mixed_markers=("ct_score", "nlr"), deaths=True)
         pc = period_comparison(rep)
-        for label, p, u, ns, nd in zip(pc["period"], pc["p_value"], pc["statistic"], pc["n_survivors"],
-                                       pc["n_nonsurvivors"], strict=True):
+        for label, p, u, ns, nd in zip(
+            pc["period"], pc["p_value"], pc["statistic"], pc["n_survivors"], pc["n_nonsurvivors"], strict=True
+        ):
             np.testing.assert_equal(st[f"ct_mw_p[{label}]"], p)
             want_auc = 1 - u / (ns * nd) if ns and nd else math.nan
             np.testing.assert_allclose(st[f"ct_auc[{label}]"], want_auc)
@@ -48,16 +49,26 @@ def test_vectorised_verdicts_equal_classical_findings(replicates, mock_fit):
     values = pd.DataFrame([table_statistics(c) for c in cohorts])
     judged = judge_findings(values)
     for i, c in enumerate(cohorts):
-        f = findings({"period_comparison": period_comparison(c), "kendall": kendall(c),
-                      "mortality_logistic": mortality_logistic(c)})
+        f = findings(
+            {
+                "period_comparison": period_comparison(c),
+                "kendall": kendall(c),
+                "mortality_logistic": mortality_logistic(c),
+            }
+        )
         assert list(judged.columns) == list(f["finding"])
         want = [math.nan if pd.isna(v) else float(bool(v)) for v in f["reproduced"]]
         np.testing.assert_array_equal(judged.iloc[i].to_numpy(dtype=float), np.asarray(want))
 
 
 def test_judge_handles_undefined_statistics():
-    values = pd.DataFrame({"ct_mw_p[0-5]": [0.5, 0.01, np.nan], "ct_mw_p[6-10]": [0.01, 0.2, np.nan],
-                           "logistic_coef[ct_score]": [0.2, -0.1, np.nan]})
+    values = pd.DataFrame(
+        {
+            "ct_mw_p[0-5]": [0.5, 0.01, np.nan],
+            "ct_mw_p[6-10]": [0.01, 0.2, np.nan],
+            "logistic_coef[ct_score]": [0.2, -0.1, np.nan],
+        }
+    )
     j = judge_findings(values)
     assert j["period_0-5_no_difference"].tolist()[:2] == [1.0, 0.0]
     assert j["period_6-10_difference"].tolist()[:2] == [1.0, 0.0]
@@ -67,15 +78,21 @@ def test_judge_handles_undefined_statistics():
 
 
 def test_summarise_statistics_on_a_mocked_replicate_set():
-    observed = pd.Series({"kendall_tau[nlr]": 0.3, "ct_mw_p[0-5]": 0.9, "logistic_coef[day]": 1.0,
-                          "ct_auc[>20]": np.nan})
+    observed = pd.Series(
+        {"kendall_tau[nlr]": 0.3, "ct_mw_p[0-5]": 0.9, "logistic_coef[day]": 1.0, "ct_auc[>20]": np.nan}
+    )
     # columns of different lengths: shorter ones padded with NaN (not computed / undefined)
-    rep = pd.DataFrame({k: pd.Series(v) for k, v in {
-        "kendall_tau[nlr]": np.arange(1, 101) / 100.0,  # 0.01 .. 1.00
-        "ct_mw_p[0-5]": np.r_[np.arange(10) / 10.0, np.full(5, np.nan)],
-        "logistic_coef[day]": np.r_[np.zeros(19), np.nan],  # every valid value below the observed
-        "ct_auc[>20]": np.r_[np.ones(15), np.full(5, np.nan)],  # observed undefined
-    }.items()})
+    rep = pd.DataFrame(
+        {
+            k: pd.Series(v)
+            for k, v in {
+                "kendall_tau[nlr]": np.arange(1, 101) / 100.0,  # 0.01 .. 1.00
+                "ct_mw_p[0-5]": np.r_[np.arange(10) / 10.0, np.full(5, np.nan)],
+                "logistic_coef[day]": np.r_[np.zeros(19), np.nan],  # every valid value below the observed
+                "ct_auc[>20]": np.r_[np.ones(15), np.full(5, np.nan)],  # observed undefined
+            }.items()
+        }
+    )
     s = summarise_statistics(observed, rep, ci_prob=0.95).set_index("key")
     tau = s.loc["kendall_tau[nlr]"]
     vals = np.arange(1, 101) / 100.0
@@ -96,13 +113,23 @@ def test_summarise_statistics_on_a_mocked_replicate_set():
 
 
 def test_summarise_findings_shares():
-    observed = pd.DataFrame({
-        "finding": ["period_0-5_no_difference", "tau_sign_esr", "ct_coef_positive"],
-        "paper": ["a", "b", "c"], "observed": [0.4, np.nan, 0.2], "p_value": [0.4, np.nan, 0.01],
-        "reproduced": pd.array([True, pd.NA, False], dtype="boolean"), "sentence": ["", "", ""],
-    })
-    rep = pd.DataFrame({"period_0-5_no_difference": [1, 0, 1, np.nan], "tau_sign_esr": [np.nan] * 4,
-                        "ct_coef_positive": [1.0, 1.0, 1.0, 0.0]})
+    observed = pd.DataFrame(
+        {
+            "finding": ["period_0-5_no_difference", "tau_sign_esr", "ct_coef_positive"],
+            "paper": ["a", "b", "c"],
+            "observed": [0.4, np.nan, 0.2],
+            "p_value": [0.4, np.nan, 0.01],
+            "reproduced": pd.array([True, pd.NA, False], dtype="boolean"),
+            "sentence": ["", "", ""],
+        }
+    )
+    rep = pd.DataFrame(
+        {
+            "period_0-5_no_difference": [1, 0, 1, np.nan],
+            "tau_sign_esr": [np.nan] * 4,
+            "ct_coef_positive": [1.0, 1.0, 1.0, 0.0],
+        }
+    )
     f = summarise_findings(observed, rep).set_index("finding")
     np.testing.assert_allclose(f.loc["period_0-5_no_difference", "reproduced_share"], 2 / 3)
     assert f.loc["period_0-5_no_difference", "n_valid"] == 3

@@ -13,8 +13,18 @@ from bayesct.data import write_cohort
 from bayesct.errors import BayesctError, ConvergenceWarning, SpecError
 from bayesct.modeling.fit import FitResult, JointModel
 
-DIAG_KEYS = {"rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min", "passed", "sampler",
-             "draws", "chains", "wall_seconds"}
+DIAG_KEYS = {
+    "rhat_max",
+    "ess_bulk_min",
+    "ess_tail_min",
+    "divergences",
+    "bfmi_min",
+    "passed",
+    "sampler",
+    "draws",
+    "chains",
+    "wall_seconds",
+}
 
 
 @pytest.mark.slow
@@ -75,15 +85,46 @@ def test_load_refuses_a_folder_that_is_not_a_fit(tmp_path):
 def test_fit_cli_end_to_end(small_cohort, tmp_path, capsys):
     data = write_cohort(small_cohort, tmp_path / "cohort.csv")
     out = tmp_path / "fit"
-    code = main(["fit", str(data), "--out", str(out), "--model", "scan_logistic", "--draws", "40",
-                 "--tune", "40", "--chains", "2", "--seed", "5"])
+    code = main(
+        [
+            "fit",
+            str(data),
+            "--out",
+            str(out),
+            "--model",
+            "scan_logistic",
+            "--draws",
+            "40",
+            "--tune",
+            "40",
+            "--chains",
+            "2",
+            "--seed",
+            "5",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "WARNING" in captured.err and "CONVERGENCE GATES FAILED" in captured.err
     assert "median [95% CrI]" in captured.out
     assert json.loads((out / "diagnostics.json").read_text())["passed"] is False
-    strict = main(["fit", str(data), "--out", str(tmp_path / "fit2"), "--model", "scan_logistic",
-                   "--draws", "40", "--tune", "40", "--chains", "2", "--strict"])
+    strict = main(
+        [
+            "fit",
+            str(data),
+            "--out",
+            str(tmp_path / "fit2"),
+            "--model",
+            "scan_logistic",
+            "--draws",
+            "40",
+            "--tune",
+            "40",
+            "--chains",
+            "2",
+            "--strict",
+        ]
+    )
     assert strict == 3
 
 

@@ -46,7 +46,10 @@ def test_joint_model_recovers_the_truth(matched_params):
     for k, marker in enumerate(design.markers):
         if marker != "ct_score":
             checks[f"tau[{marker}]"] = (p.tau[marker], interval(post["specific_sd"].sel(lab=marker).values))
-            checks[f"loading[{marker}]"] = (p.lambda_[marker], interval(post["loading"].sel(marker=marker).values))
+            checks[f"loading[{marker}]"] = (
+                p.lambda_[marker],
+                interval(post["loading"].sel(marker=marker).values),
+            )
         curve = design.marker_centre[k] + B @ post["spline_coef"].isel(marker=k).values
         for j, day in enumerate(days):
             truth = float(population_curve(p, marker, day))

@@ -36,10 +36,15 @@ def test_joint_graph_dims_and_observations(small_cohort):
     assert model.named_vars_to_dims["loading"] == ("marker",)
     assert len(model.coords["marker"]) == n_markers
     # every observed CT score and lab value is in the likelihood, and nothing else
-    assert model["ct_obs"].eval().shape == (small_cohort.n_scans,) or len(model.coords["ct_scan"]) == small_cohort.n_scans
+    assert (
+        model["ct_obs"].eval().shape == (small_cohort.n_scans,)
+        or len(model.coords["ct_scan"]) == small_cohort.n_scans
+    )
     n_lab_values = int(small_cohort.visits[list(small_cohort.labs)].notna().to_numpy().sum())
     assert len(model.coords["lab_value"]) == n_lab_values
-    assert {"loading_lab", "specific_sd", "noise_sd", "ct_phi", "mort_gamma", "mort_beta"} <= set(model.named_vars)
+    assert {"loading_lab", "specific_sd", "noise_sd", "ct_phi", "mort_gamma", "mort_beta"} <= set(
+        model.named_vars
+    )
 
 
 def test_missing_labs_drop_out_and_subsets_work():
@@ -56,12 +61,17 @@ def test_missing_labs_drop_out_and_subsets_work():
 
 def test_ct_only_on_a_cohort_without_labs():
     cohort = simulate_cohort(20, seed=4, markers=["ct_score"]).cohort
-    assert np.isfinite(JointModel("ct_only").build(cohort).compile_logp()(
-        JointModel("ct_only").build(cohort).initial_point()))
+    assert np.isfinite(
+        JointModel("ct_only")
+        .build(cohort)
+        .compile_logp()(JointModel("ct_only").build(cohort).initial_point())
+    )
 
 
 def test_clear_errors_for_data_the_model_cannot_carry(small_cohort):
-    no_age = type(small_cohort)(small_cohort.visits, small_cohort.patients.drop(columns=["age"]), source="x.csv")
+    no_age = type(small_cohort)(
+        small_cohort.visits, small_cohort.patients.drop(columns=["age"]), source="x.csv"
+    )
     with pytest.raises(DataValidationError, match="needs the patient covariate 'age'"):
         JointModel("joint").build(no_age)
     labs_only = simulate_cohort(10, seed=1, markers=["ct_score", "ldh"]).cohort

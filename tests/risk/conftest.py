@@ -40,13 +40,21 @@ def _dims(name: str, value: np.ndarray, design) -> tuple[str, ...]:
     return ("chain", "draw", *extra)
 
 
-def fake_fit(spec_name: str, draws: Mapping[str, np.ndarray], *, n_patients: int = 30, seed: int = 3,
-             passed: bool = True) -> FitResult:
+def fake_fit(
+    spec_name: str,
+    draws: Mapping[str, np.ndarray],
+    *,
+    n_patients: int = 30,
+    seed: int = 3,
+    passed: bool = True,
+) -> FitResult:
     """A FitResult whose posterior is the hand-set ``draws`` (arrays with a leading draw axis)."""
     spec = load_spec(spec_name)
     markers = None if spec.markers is None else list(spec.markers)
     cohort = simulate_cohort(n_patients, seed=seed, markers=markers).cohort
-    result = FitResult(xr.DataTree(), spec, cohort, Diagnostics(1.0, 1e4, 1e4, 0, 1.0, passed, "fake", 1, 1, 0.0))
+    result = FitResult(
+        xr.DataTree(), spec, cohort, Diagnostics(1.0, 1e4, 1e4, 0, 1.0, passed, "fake", 1, 1, 0.0)
+    )
     design = result.design
     data = {}
     for name, value in draws.items():

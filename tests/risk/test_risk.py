@@ -67,20 +67,27 @@ def brute_force(fit, *, ct_days, ct_scores, labs=None, age=60.0, male=1.0, n_gri
         g_ref = (spec.reference_day - spec.time_centre) / spec.time_scale
         gam = pm.draws["mort_gamma"][s]
         beta = pm.draws["mort_beta"][s]
-        logit = (pm.draws["mort_intercept"][s] + gam[0] * (e0 + e1 * g_ref) + gam[1] * e1
-                 + beta[0] * (age - 55.0) / 15.0 + beta[1] * male)
+        logit = (
+            pm.draws["mort_intercept"][s]
+            + gam[0] * (e0 + e1 * g_ref)
+            + gam[1] * e1
+            + beta[0] * (age - 55.0) / 15.0
+            + beta[1] * male
+        )
         w = phi_u * np.exp(loglik - loglik.max())
         num = integrate.trapezoid(integrate.trapezoid(w * expit(logit), u), u)
         out[s] = num / integrate.trapezoid(integrate.trapezoid(w, u), u)
     return out
 
 
-HISTORY = pd.DataFrame({
-    "day": [4, 9, 14],
-    "ct_score": [6, 11, 15],
-    "nlr": [3.0, 5.5, 8.0],
-    "ldh": [250.0, 310.0, 420.0],
-})
+HISTORY = pd.DataFrame(
+    {
+        "day": [4, 9, 14],
+        "ct_score": [6, 11, 15],
+        "nlr": [3.0, 5.5, 8.0],
+        "ldh": [250.0, 310.0, 420.0],
+    }
+)
 
 
 # -- (1) exactness -----------------------------------------------------------------------------------
@@ -107,8 +114,9 @@ def test_one_scan_importance_sampling_within_monte_carlo_error(joint_fake, metho
 def test_history_importance_sampling_equals_brute_force(joint_fake):
     ds = risk_query(joint_fake, history=HISTORY, age=60, sex="male", n_effects=4000)
     labs = {k: (HISTORY["day"].to_numpy(), HISTORY[k].to_numpy()) for k in ("nlr", "ldh")}
-    exact = brute_force(joint_fake, ct_days=HISTORY["day"].tolist(), ct_scores=HISTORY["ct_score"].tolist(),
-                        labs=labs)
+    exact = brute_force(
+        joint_fake, ct_days=HISTORY["day"].tolist(), ct_scores=HISTORY["ct_score"].tolist(), labs=labs
+    )
     assert ds.attrs["method"] == "importance (laplace proposal)"
     assert ds.attrs["ess_min"] > 1000  # of 4000: the Laplace proposal fits the conditional posterior
     np.testing.assert_allclose(ds["p_death"].values, exact, atol=0.01)
@@ -153,22 +161,26 @@ def test_all_score_logpmf_equals_ct_logp(joint_fake):
 @pytest.mark.parametrize("sd", [0.3, 2.0, 6.0, 12.0])
 def test_expit_normal_mean_accuracy(sd):
     for mu in (-6.0, -1.0, 0.5):
-        exact = integrate.quad(lambda x, m=mu: expit(m + sd * x) * stats.norm.pdf(x), -12, 12,
-                               points=[-mu / sd], limit=400)[0]
+        exact = integrate.quad(
+            lambda x, m=mu: expit(m + sd * x) * stats.norm.pdf(x), -12, 12, points=[-mu / sd], limit=400
+        )[0]
         assert risk._expit_normal_mean(np.array([mu]), np.array([sd]))[0] == pytest.approx(exact, abs=1e-7)
 
 
 # -- (3) errors --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"ct_score": 25, "day": 8}, "0-24"),
-    ({"ct_score": -1, "day": 8}, "0-24"),
-    ({"ct_score": 3.5, "day": 8}, "whole number"),
-    ({"ct_score": 10, "day": -1}, ">= 0"),
-    ({"ct_score": 10}, "both"),
-    ({}, "CT score and its day"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ct_score": 25, "day": 8}, "0-24"),
+        ({"ct_score": -1, "day": 8}, "0-24"),
+        ({"ct_score": 3.5, "day": 8}, "whole number"),
+        ({"ct_score": 10, "day": -1}, ">= 0"),
+        ({"ct_score": 10}, "both"),
+        ({}, "CT score and its day"),
+    ],
+)
 def test_bad_query_inputs(joint_fake, kwargs, match):
     with pytest.raises(BayesctError, match=match):
         risk_query(joint_fake, age=60, sex="male", **kwargs)
@@ -253,11 +265,17 @@ def test_grid_layout_and_bands(joint_fake):
     assert len(grid) == 75
     assert set(grid["ct_score"]) == set(range(25))
     assert ((grid["lo"] <= grid["median"]) & (grid["median"] <= grid["hi"])).all()
-    expected = pd.cut(grid["median"], [0, 0.05, 0.30, 0.50, 1.0000001], right=False,
-                      labels=["green", "yellow", "red", "blue"]).astype(str)
+    expected = pd.cut(
+        grid["median"],
+        [0, 0.05, 0.30, 0.50, 1.0000001],
+        right=False,
+        labels=["green", "yellow", "red", "blue"],
+    ).astype(str)
     assert (grid["band"] == expected).all()
     cell = grid.query("ct_score == 14 and day == 8")["median"].item()
-    assert cell == pytest.approx(risk_query(joint_fake, ct_score=14, day=8, age=60, sex="male").attrs["median"])
+    assert cell == pytest.approx(
+        risk_query(joint_fake, ct_score=14, day=8, age=60, sex="male").attrs["median"]
+    )
     by_period = risk_grid(joint_fake, periods=True, age=60, sex="male", scores=[0, 12, 24])
     assert list(by_period["period"].unique()) == ["0-5", "6-10", "11-15", "16-20", ">20"]
     assert list(by_period["day"].unique()) == [2.5, 8.0, 13.0, 18.0, 25.0]
@@ -271,13 +289,26 @@ def test_patient_risks_layout(joint_fake):
     pr = patient_risks(joint_fake)
     d = joint_fake.design
     assert len(pr) == d.n_patients
-    for col in ("patient_id", "died", "first_day", "first_ct_score", "age", "sex", "patient_median",
-                "patient_lo", "patient_hi", "population_median", "population_lo", "population_hi"):
+    for col in (
+        "patient_id",
+        "died",
+        "first_day",
+        "first_ct_score",
+        "age",
+        "sex",
+        "patient_median",
+        "patient_lo",
+        "patient_hi",
+        "population_median",
+        "population_lo",
+        "population_hi",
+    ):
         assert col in pr.columns
     i = 0
     row = pr.iloc[i]
-    one = risk_query(joint_fake, ct_score=int(row["first_ct_score"]), day=row["first_day"],
-                     age=row["age"], sex=row["sex"])
+    one = risk_query(
+        joint_fake, ct_score=int(row["first_ct_score"]), day=row["first_day"], age=row["age"], sex=row["sex"]
+    )
     assert row["population_median"] == pytest.approx(one.attrs["median"], rel=1e-9)
 
 
@@ -297,8 +328,20 @@ def test_same_seed_same_numbers(joint_fake):
 
 
 def _args(fit, **kw):
-    base = dict(fit_dir=fit, ct_score=None, day=None, age=None, sex=None, history=None, json=False, grid=False,
-                days=None, out=None, seed=0, draws=None)
+    base = dict(
+        fit_dir=fit,
+        ct_score=None,
+        day=None,
+        age=None,
+        sex=None,
+        history=None,
+        json=False,
+        grid=False,
+        days=None,
+        out=None,
+        seed=0,
+        draws=None,
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -306,8 +349,11 @@ def _args(fit, **kw):
 def test_cli_query_text_and_json(joint_fake, capsys):
     assert run_cli(_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
     out = capsys.readouterr().out.strip()
-    assert re.fullmatch(r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; model joint; "
-                        r"CT 14 on day 8, age 60, male\)", out), out
+    assert re.fullmatch(
+        r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; model joint; "
+        r"CT 14 on day 8, age 60, male\)",
+        out,
+    ), out
     assert run_cli(_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
     assert set(obj["p_death"]) == {"median", "lo", "hi"}
@@ -345,8 +391,11 @@ def test_cli_errors_are_bayesct_errors(joint_fake):
 # -- (2), (4), (5) on a real fit to a simulated cohort with known truth -------------------------------
 
 
-COVERAGE_POINTS = [(s, d, a, m) for (s, d) in [(2, 3), (6, 5), (10, 8), (14, 8), (8, 13), (16, 13), (12, 18),
-                                               (20, 10)] for (a, m) in [(45, 0), (65, 1)]]
+COVERAGE_POINTS = [
+    (s, d, a, m)
+    for (s, d) in [(2, 3), (6, 5), (10, 8), (14, 8), (8, 13), (16, 13), (12, 18), (20, 10)]
+    for (a, m) in [(45, 0), (65, 1)]
+]
 
 
 @pytest.mark.slow
@@ -383,12 +432,16 @@ def test_history_shifts_risk_sensibly(sim_joint_fit, tmp_path):
     assert r.attrs["median"] > f.attrs["median"]
     assert r.attrs["ess_min"] > risk.MIN_ESS and f.attrs["ess_min"] > risk.MIN_ESS
     # more scans pin the patient down: the risk's interval is narrower than from the last scan alone
-    assert (r.attrs["hi"] - r.attrs["lo"]) < (last.attrs["hi"] - last.attrs["lo"]) or \
-        abs(r.attrs["median"] - last.attrs["median"]) > 0.05
+    assert (r.attrs["hi"] - r.attrs["lo"]) < (last.attrs["hi"] - last.attrs["lo"]) or abs(
+        r.attrs["median"] - last.attrs["median"]
+    ) > 0.05
     pr = patient_risks(fit, max_draws=200)
+
     # patient-specific risks separate the outcomes better than a first scan alone
-    auc = lambda x: stats.mannwhitneyu(x[pr.died == 1], x[pr.died == 0]).statistic / (  # noqa: E731
-        (pr.died == 1).sum() * (pr.died == 0).sum())
+    def auc(x):
+        u = stats.mannwhitneyu(x[pr.died == 1], x[pr.died == 0]).statistic
+        return u / ((pr.died == 1).sum() * (pr.died == 0).sum())
+
     assert auc(pr["patient_median"]) > auc(pr["population_median"])
     # a fit directory works as the first argument
     fit.save(tmp_path / "fit")

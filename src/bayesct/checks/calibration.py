@@ -138,7 +138,9 @@ def _lab_pieces(pm: PosteriorModel, rng: np.random.Generator) -> tuple[np.ndarra
             continue
         pat = labs.patient[mask]
         grp = d.died[pat] if pm.spec.by_group else None
-        eta = pm.linear_predictor(k, labs.day[mask], eff[:, pat, :], specific=specific[:, pat, k - 1], group=grp)
+        eta = pm.linear_predictor(
+            k, labs.day[mask], eff[:, pat, :], specific=specific[:, pat, k - 1], group=grp
+        )
         sd = pm.draws["noise_sd"][:, k - 1][:, None]
         z = (labs.value[mask][None, :] - eta) / sd
         if pm.spec.lab_likelihood == "student_t":
@@ -152,7 +154,11 @@ def _lab_pieces(pm: PosteriorModel, rng: np.random.Generator) -> tuple[np.ndarra
 
 
 def predictive_pit(
-    fit: FitResult, *, max_draws: int = DEFAULT_CHECK_DRAWS, seed: int = 0, model: PosteriorModel | None = None
+    fit: FitResult,
+    *,
+    max_draws: int = DEFAULT_CHECK_DRAWS,
+    seed: int = 0,
+    model: PosteriorModel | None = None,
 ) -> pd.DataFrame:
     """PIT and LOO-PIT of every observed CT score and lab value (see the module docstring).
 
@@ -327,8 +333,12 @@ def mortality_calibration(
                 "n": n,
                 "deaths": deaths,
                 "observed_rate": deaths / n,
-                "observed_lo": 0.0 if deaths == 0 else float(stats.beta.ppf(lo_q, deaths + 0.5, n - deaths + 0.5)),
-                "observed_hi": 1.0 if deaths == n else float(stats.beta.ppf(hi_q, deaths + 0.5, n - deaths + 0.5)),
+                "observed_lo": 0.0
+                if deaths == 0
+                else float(stats.beta.ppf(lo_q, deaths + 0.5, n - deaths + 0.5)),
+                "observed_hi": 1.0
+                if deaths == n
+                else float(stats.beta.ppf(hi_q, deaths + 0.5, n - deaths + 0.5)),
                 "predicted": float(pred_loo[idx].mean()),
                 "predicted_lo": float(np.quantile(bin_mean_draws, lo_q)),
                 "predicted_hi": float(np.quantile(bin_mean_draws, hi_q)),
@@ -452,7 +462,8 @@ def compare_models(
     shas = {n: data_fingerprint(f.cohort)["sha256"] for n, f in usable.items()}
     if len(set(shas.values())) > 1:
         raise CheckError(
-            "the fits to compare were fitted to different data: " + ", ".join(f"{n}={s[:8]}" for n, s in shas.items())
+            "the fits to compare were fitted to different data: "
+            + ", ".join(f"{n}={s[:8]}" for n, s in shas.items())
         )
     common = shared_parts(usable)
     if parts is None:
@@ -481,8 +492,12 @@ def compare_models(
         ("se", lambda r, m: float(r.se)),
         ("p", lambda r, m: float(r.p)),
         ("elpd_diff", lambda r, m: float(r.elpd) - float(elpds[best].elpd)),
-        ("dse", lambda r, m: float(np.sqrt(best_i.size * np.var(
-            best_i - np.asarray(r.elpd_i.values, dtype=float).ravel())))),
+        (
+            "dse",
+            lambda r, m: float(
+                np.sqrt(best_i.size * np.var(best_i - np.asarray(r.elpd_i.values, dtype=float).ravel()))
+            ),
+        ),
     ):
         table[col] = [fn(elpds[str(m)], m) for m in table["model"]]
     table["data"] = "+".join(parts)

@@ -87,7 +87,11 @@ def gate_variables(posterior: xr.Dataset) -> list[str]:
 
 
 def compute_diagnostics(
-    posterior: xr.Dataset, sample_stats: xr.Dataset | None, *, sampler: str, wall_seconds: float,
+    posterior: xr.Dataset,
+    sample_stats: xr.Dataset | None,
+    *,
+    sampler: str,
+    wall_seconds: float,
 ) -> Diagnostics:
     """Judge a posterior against the gates (R-hat <= 1.01, ESS >= 400, 0 divergences, E-BFMI >= 0.3)."""
     post = posterior[gate_variables(posterior)]
@@ -114,26 +118,39 @@ def compute_diagnostics(
     elif not rhat_max <= GATE_RHAT_MAX:
         failures.append(
             f"R-hat {rhat_max:.3f} > {GATE_RHAT_MAX} (worst: {rhat_var}): chains disagree; "
-            "run longer (--tune, --draws) or more chains.")
+            "run longer (--tune, --draws) or more chains."
+        )
     if not ess_bulk >= GATE_ESS_MIN:
         failures.append(
-            f"bulk ESS {ess_bulk:.0f} < {GATE_ESS_MIN:.0f} (worst: {bulk_var}): increase --draws or --chains.")
+            f"bulk ESS {ess_bulk:.0f} < {GATE_ESS_MIN:.0f} (worst: {bulk_var}): increase --draws or --chains."
+        )
     if not ess_tail >= GATE_ESS_MIN:
         failures.append(
-            f"tail ESS {ess_tail:.0f} < {GATE_ESS_MIN:.0f} (worst: {tail_var}): increase --draws or --chains.")
+            f"tail ESS {ess_tail:.0f} < {GATE_ESS_MIN:.0f} (worst: {tail_var}): increase --draws or --chains."
+        )
     if divergences > 0:
         failures.append(
             f"{divergences} divergent transitions: the posterior has regions the sampler cannot explore; "
-            "consider a simpler random-effects structure or tighter priors; do not trust the numbers.")
+            "consider a simpler random-effects structure or tighter priors; do not trust the numbers."
+        )
     if not bfmi_min >= GATE_BFMI_MIN:
         failures.append(
             f"E-BFMI {bfmi_min:.2f} < {GATE_BFMI_MIN}: poor energy exploration (heavy tails or funnels); "
-            "reparameterise or tighten scale priors.")
+            "reparameterise or tighten scale priors."
+        )
     return Diagnostics(
-        rhat_max=float(rhat_max), ess_bulk_min=float(ess_bulk), ess_tail_min=float(ess_tail),
-        divergences=divergences, bfmi_min=bfmi_min, passed=not failures, sampler=sampler, draws=draws,
-        chains=chains, wall_seconds=float(wall_seconds),
-        worst={"rhat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var}, failures=failures,
+        rhat_max=float(rhat_max),
+        ess_bulk_min=float(ess_bulk),
+        ess_tail_min=float(ess_tail),
+        divergences=divergences,
+        bfmi_min=bfmi_min,
+        passed=not failures,
+        sampler=sampler,
+        draws=draws,
+        chains=chains,
+        wall_seconds=float(wall_seconds),
+        worst={"rhat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var},
+        failures=failures,
     )
 
 

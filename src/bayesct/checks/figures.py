@@ -70,7 +70,7 @@ def plot_statistic(
         ppp = "NA" if not math.isfinite(r["ppp"]) else f"{r['ppp']:.2f}"
         ax.set_title(f"{_label(r)}\nppp {ppp}, n={r['n_valid']}", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(rows):]:
+    for ax in list(axes.flat)[len(rows) :]:
         ax.set_visible(False)
     fig.suptitle(
         f"{_TITLES.get(name, name)}: replicated (grey, {100 * ci_prob:.0f}% interval shaded) vs observed (red)",
@@ -94,7 +94,9 @@ def plot_ppp(*, statistics: pd.DataFrame, ci_prob: float = CI_PROB) -> Figure:
     ax.set_yticklabels(rows["key"], fontsize=6)
     ax.set_xlim(0, 1)
     ax.set_xlabel("ppp = P(T_rep >= T_obs)")
-    ax.set_title(f"Posterior predictive p-values (shaded: outside the central {100 * ci_prob:.0f}%)", fontsize=9)
+    ax.set_title(
+        f"Posterior predictive p-values (shaded: outside the central {100 * ci_prob:.0f}%)", fontsize=9
+    )
     fig.tight_layout()
     return fig
 
@@ -139,8 +141,13 @@ def plot_calibration(*, calibration: MortalityCalibration) -> Figure:
         capsize=3,
     )
     for _, r in b.iterrows():
-        ax.annotate(f"{r['deaths']}/{r['n']}", (r["predicted"], r["observed_rate"]), fontsize=7,
-                    xytext=(4, -10), textcoords="offset points")
+        ax.annotate(
+            f"{r['deaths']}/{r['n']}",
+            (r["predicted"], r["observed_rate"]),
+            fontsize=7,
+            xytext=(4, -10),
+            textcoords="offset points",
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("predicted P(death), leave-one-patient-out")
@@ -164,7 +171,7 @@ def plot_pit(*, pit: pd.DataFrame, column: str = "loo_pit") -> Figure:
         ax.axhline(vals.size / 10, color="tab:red", lw=1)
         ax.set_title(f"{MARKER_LABELS.get(m, m)} (n={vals.size})", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(markers):]:
+    for ax in list(axes.flat)[len(markers) :]:
         ax.set_visible(False)
     fig.suptitle(f"{'LOO-PIT' if column == 'loo_pit' else 'PIT'} per marker (red: uniform)", fontsize=9)
     fig.tight_layout()
@@ -185,8 +192,12 @@ def write_figures(result: PPCResult, out_dir: str | Path, *, dpi: int = 90) -> l
 
     ci = result.ci_prob
     for name in dict.fromkeys(result.statistics["name"]):
-        save(plot_statistic(statistics=result.statistics, replicated=result.replicated, name=str(name), ci_prob=ci),
-             f"ppc_{name}.png")
+        save(
+            plot_statistic(
+                statistics=result.statistics, replicated=result.replicated, name=str(name), ci_prob=ci
+            ),
+            f"ppc_{name}.png",
+        )
     save(plot_ppp(statistics=result.statistics, ci_prob=ci), "ppc_overview.png")
     save(plot_findings(findings=result.findings), "ppc_findings.png")
     if result.pit is not None:

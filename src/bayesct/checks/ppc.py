@@ -196,7 +196,9 @@ def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed
         eff = pm.patient_effects()
         specific = pm.specific_posterior(rng, eff)
         died = np.broadcast_to(died_obs, (S, n_pat))
-        notes.append("level 'patients': the cohort's patients keep their posterior effects and observed outcome")
+        notes.append(
+            "level 'patients': the cohort's patients keep their posterior effects and observed outcome"
+        )
     else:
         eff = pm.new_effects(rng, n_pat)
         L = len(d.lab_names)
@@ -251,9 +253,7 @@ def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed
     return ReplicateSet(cohort, level, idx, values, tuple(d.markers), tuple(notes))
 
 
-def replicate(
-    fit: FitResult, *, n: int = 200, level: Level = "patients", seed: int = 0
-) -> Iterator[Cohort]:
+def replicate(fit: FitResult, *, n: int = 200, level: Level = "patients", seed: int = 0) -> Iterator[Cohort]:
     """Replicated cohorts on the fit's design (same patients, visit days and missingness).
 
     Parameters
@@ -328,7 +328,9 @@ def mixed_statistics(cohort: Cohort, markers: tuple[str, ...]) -> dict[str, floa
     """Group x period Wald p-value of :func:`bayesct.classical.mixed_model` per marker."""
     mm = mixed_model(cohort, markers=list(markers))
     inter = mm.loc[mm["term"] == "group:period"]
-    return {stat_key("mixed_p", str(m)): float(p) for m, p in zip(inter["marker"], inter["p_value"], strict=True)}
+    return {
+        stat_key("mixed_p", str(m)): float(p) for m, p in zip(inter["marker"], inter["p_value"], strict=True)
+    }
 
 
 def judge_findings(values: pd.DataFrame) -> pd.DataFrame:
@@ -478,7 +480,9 @@ def summarise_findings(observed: pd.DataFrame, replicated: pd.DataFrame) -> pd.D
         share = float(valid.mean()) if valid.size else math.nan
         obs_rep = f["reproduced"]
         obs_text = "cannot be assessed" if pd.isna(obs_rep) else ("yes" if bool(obs_rep) else "no")
-        share_text = "no valid replicate" if not valid.size else f"{100 * share:.0f}% of {valid.size} replicates"
+        share_text = (
+            "no valid replicate" if not valid.size else f"{100 * share:.0f}% of {valid.size} replicates"
+        )
         rows.append(
             {
                 "finding": fid,
@@ -627,9 +631,13 @@ class PPCResult:
             obs = "NA" if pd.isna(f["observed_reproduced"]) else ("yes" if f["observed_reproduced"] else "no")
             lines.append(f"    {f['finding']:<34} {share:>5} (n={f['n_valid']}); observed: {obs}")
         if self.pit_summary is not None:
-            lines.append("  LOO-PIT (KS p-value vs uniform): " + ", ".join(
-                f"{m} {p:.2f}" for m, p in zip(self.pit_summary["marker"], self.pit_summary["ks_loo_pit_p"],
-                                               strict=True)))
+            lines.append(
+                "  LOO-PIT (KS p-value vs uniform): "
+                + ", ".join(
+                    f"{m} {p:.2f}"
+                    for m, p in zip(self.pit_summary["marker"], self.pit_summary["ks_loo_pit_p"], strict=True)
+                )
+            )
         if self.calibration is not None:
             s = self.calibration.summary
             lines.append(
@@ -694,7 +702,9 @@ def _check_judge(observed: dict[str, float], classical: pd.DataFrame) -> None:
         want = math.nan if pd.isna(rep) else float(bool(rep))
         got = float(mine.get(str(fid), math.nan))
         if not (got == want or (math.isnan(got) and math.isnan(want))):
-            raise RuntimeError(f"finding {fid}: vectorised verdict {got} != bayesct.classical.findings {want}")
+            raise RuntimeError(
+                f"finding {fid}: vectorised verdict {got} != bayesct.classical.findings {want}"
+            )
 
 
 def posterior_predictive_check(
@@ -786,7 +796,8 @@ def posterior_predictive_check(
     if n_mixed:
         is_mixed = statistics["name"] == "mixed_p"
         statistics["note"] = np.where(
-            is_mixed, f"mixed model run on the first {n_mixed} of {replicates} replicates (slow)", "")
+            is_mixed, f"mixed model run on the first {n_mixed} of {replicates} replicates (slow)", ""
+        )
     else:
         statistics["note"] = ""
     unmodelled = [m for m in cohort.labs if m not in fit.design.markers]
@@ -819,7 +830,9 @@ def posterior_predictive_check(
         usable = {k: v for k, v in all_fits.items() if v.spec.family == "joint"}
         excluded = sorted(set(all_fits) - set(usable))
         if excluded:
-            notes.append(f"left out of the PSIS-LOO comparison (not trajectory models): {', '.join(excluded)}")
+            notes.append(
+                f"left out of the PSIS-LOO comparison (not trajectory models): {', '.join(excluded)}"
+            )
         if len(usable) >= 2:
             comparison = compare_models(usable, max_draws=check_draws, seed=seed)
             for other, f in usable.items():

@@ -129,7 +129,9 @@ def build_joint(design: Design) -> pm.Model:
         if spec.structure == "factor":
             model.add_coord("effect", ["intercept", "slope"])
             chol, _, _ = pm.LKJCholeskyCov(
-                "severity_cov", n=2, eta=_lkj_eta(spec, "severity_corr"),
+                "severity_cov",
+                n=2,
+                eta=_lkj_eta(spec, "severity_corr"),
                 sd_dist=_sd_dist(spec, "severity_sd", np.ones(2)),
             )
             z = pm.Normal("severity_z", 0.0, 1.0, dims=("patient", "effect"))
@@ -153,8 +155,10 @@ def build_joint(design: Design) -> pm.Model:
             else:
                 v = pt.zeros((design.n_patients, K))
             traj_ct = u[ct.patient, 0] + u[ct.patient, 1] * g_ct + v[ct.patient, 0]
-            traj_lab = lam[labs.marker] * (u[labs.patient, 0] + u[labs.patient, 1] * g_lab) + v[
-                labs.patient, labs.marker]
+            traj_lab = (
+                lam[labs.marker] * (u[labs.patient, 0] + u[labs.patient, 1] * g_lab)
+                + v[labs.patient, labs.marker]
+            )
             g_ref = float(time_transform(np.array([spec.reference_day]), spec)[0])
             assoc_terms = {
                 "value": u[:, 0] + u[:, 1] * g_ref + v[:, 0],
@@ -169,7 +173,8 @@ def build_joint(design: Design) -> pm.Model:
             E = len(effects)
             if E > 1:
                 chol, _, _ = pm.LKJCholeskyCov(
-                    "re_cov", n=E, eta=_lkj_eta(spec, "re_corr"), sd_dist=_sd_dist(spec, "re_sd", e_scale))
+                    "re_cov", n=E, eta=_lkj_eta(spec, "re_corr"), sd_dist=_sd_dist(spec, "re_sd", e_scale)
+                )
                 z = pm.Normal("re_z", 0.0, 1.0, dims=("patient", "effect"))
                 b = pm.Deterministic("re", pt.dot(z, chol.T), dims=("patient", "effect"))
             else:
@@ -191,8 +196,14 @@ def build_joint(design: Design) -> pm.Model:
         mu_ct = pm.math.sigmoid(eta_ct)
         if spec.ct_likelihood == "beta_binomial":
             phi = prior_var(spec, "ct_phi")
-            pm.BetaBinomial("ct_obs", alpha=mu_ct * phi, beta=(1.0 - mu_ct) * phi, n=CT_MAX,
-                            observed=ct.value, dims="ct_scan")
+            pm.BetaBinomial(
+                "ct_obs",
+                alpha=mu_ct * phi,
+                beta=(1.0 - mu_ct) * phi,
+                n=CT_MAX,
+                observed=ct.value,
+                dims="ct_scan",
+            )
         else:
             pm.Binomial("ct_obs", n=CT_MAX, p=mu_ct, observed=ct.value, dims="ct_scan")
 
@@ -206,8 +217,10 @@ def build_joint(design: Design) -> pm.Model:
             elif spec.structure == "factor" and spec_sd is not None:
                 # Gaussian lab-specific intercepts integrated out analytically (compound-symmetric
                 # normal per patient and lab): no funnel between specific_sd and the intercepts.
-                pm.Potential("lab_obs", pt.sum(lab_marginal_logp(
-                    labs.value - eta_lab, labs_groups(design), noise, spec_sd)))
+                pm.Potential(
+                    "lab_obs",
+                    pt.sum(lab_marginal_logp(labs.value - eta_lab, labs_groups(design), noise, spec_sd)),
+                )
             else:
                 pm.Normal("lab_obs", mu=eta_lab, sigma=sd_obs, observed=labs.value, dims="lab_value")
 
@@ -262,8 +275,9 @@ def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
     s2_noise = noise_sd[lab_of_group] ** 2
     t2 = specific_sd[lab_of_group] ** 2
     denom = s2_noise + n * t2
-    return -0.5 * (n * np.log(2 * np.pi) + (n - 1) * log(s2_noise) + log(denom)
-                   + (s2 - t2 * s1**2 / denom) / s2_noise)
+    return -0.5 * (
+        n * np.log(2 * np.pi) + (n - 1) * log(s2_noise) + log(denom) + (s2 - t2 * s1**2 / denom) / s2_noise
+    )
 
 
 def _sd_dist(spec: ModelSpec, pname: str, scale: np.ndarray):

@@ -115,8 +115,12 @@ class Design:
 
 
 def covariate_matrix(
-    patients: pd.DataFrame, spec: ModelSpec, *, centre: np.ndarray | None = None,
-    scale: np.ndarray | None = None, source: str = "<DataFrame>",
+    patients: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    centre: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+    source: str = "<DataFrame>",
 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
     """Mortality covariates: ``sex`` becomes the indicator ``male``; numbers are centred and scaled.
 
@@ -134,14 +138,16 @@ def covariate_matrix(
         if cov not in patients.columns:
             raise DataValidationError(
                 f"the model '{spec.name}' needs the patient covariate '{cov}', which the data lack",
-                file=source, column=cov,
+                file=source,
+                column=cov,
             )
         raw = patients[cov]
         if raw.isna().any():
             pid = raw.index[raw.isna()][0]
             raise DataValidationError(
                 f"patient {pid} has no value; the mortality covariates of model '{spec.name}' must be complete",
-                file=source, column=cov,
+                file=source,
+                column=cov,
             )
         if cov == "sex":
             x = (raw.astype(str) == "male").to_numpy(dtype=float)
@@ -172,8 +178,9 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
     """Arrays for the model of ``spec`` on ``cohort``; a clear error when the data cannot carry it."""
     present = cohort.markers
     if CT not in present:
-        raise DataValidationError("the data hold no CT score; every bayesct model needs one",
-                                  file=cohort.source, column=CT)
+        raise DataValidationError(
+            "the data hold no CT score; every bayesct model needs one", file=cohort.source, column=CT
+        )
     if spec.markers is None:
         markers = present
     else:

@@ -150,7 +150,8 @@ class JointModel:
 
     def sampler_settings(self, *, draws: int | None, tune: int | None, chains: int | None) -> dict[str, int]:
         base = {"draws": 1000, "tune": 1000, "chains": 4} | {
-            k: v for k, v in self.spec.sampler.items() if k in ("draws", "tune", "chains")}
+            k: v for k, v in self.spec.sampler.items() if k in ("draws", "tune", "chains")
+        }
         given = {"draws": draws, "tune": tune, "chains": chains}
         out = base | {k: v for k, v in given.items() if v is not None}
         for k, v in out.items():
@@ -190,8 +191,12 @@ class JointModel:
         stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
         diag = compute_diagnostics(post, stats, sampler=sampler, wall_seconds=wall)
         result = FitResult(
-            tree, self.spec, cohort, diag,
-            settings=settings | {"sampler": sampler, "seed": seed, "cores": n_cores}, _design=design,
+            tree,
+            self.spec,
+            cohort,
+            diag,
+            settings=settings | {"sampler": sampler, "seed": seed, "cores": n_cores},
+            _design=design,
         )
         warn_if_failed(diag)
         self._result = result
@@ -209,8 +214,17 @@ class JointModel:
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
 
-def _sample(model: pm.Model, *, sampler: str, draws: int, tune: int, chains: int, seed: int,
-            progress: bool, cores: int) -> xr.DataTree:
+def _sample(
+    model: pm.Model,
+    *,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progress: bool,
+    cores: int,
+) -> xr.DataTree:
     if sampler == "nutpie":
         import nutpie
 
@@ -218,8 +232,16 @@ def _sample(model: pm.Model, *, sampler: str, draws: int, tune: int, chains: int
         # initial-point function failed intermittently with two chains on two cores
         # ("cannot set WRITEABLE flag to True of this array").
         compiled = nutpie.compile_pymc_model(model, freeze_model=True)
-        return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                             progress_bar=progress, save_warmup=False)
+        return nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=progress,
+            save_warmup=False,
+        )
     if sampler == "numpyro":
         try:
             import numpyro  # noqa: F401
@@ -227,11 +249,21 @@ def _sample(model: pm.Model, *, sampler: str, draws: int, tune: int, chains: int
             raise SpecError("the numpyro sampler needs the 'jax' extra: pip install 'bayesct[jax]'") from None
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-                         nuts_sampler=sampler, progressbar=progress, compute_convergence_checks=False)
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            nuts_sampler=sampler,
+            progressbar=progress,
+            compute_convergence_checks=False,
+        )
 
 
 def _keep_groups(tree: xr.DataTree) -> xr.DataTree:
     """Only posterior, sample_stats and observed_data (drop warm-up and unconstrained draws)."""
-    keep = {k: tree[k].to_dataset() for k in ("posterior", "sample_stats", "observed_data") if k in tree.children}
+    keep = {
+        k: tree[k].to_dataset() for k in ("posterior", "sample_stats", "observed_data") if k in tree.children
+    }
     return xr.DataTree.from_dict(keep)

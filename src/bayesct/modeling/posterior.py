@@ -129,8 +129,14 @@ class PosteriorModel:
             out = out + effects[..., names.index(slope)] * g
         return out
 
-    def linear_predictor(self, marker: int, days: np.ndarray, effects: np.ndarray,
-                         specific: np.ndarray | None = None, group: np.ndarray | None = None) -> np.ndarray:
+    def linear_predictor(
+        self,
+        marker: int,
+        days: np.ndarray,
+        effects: np.ndarray,
+        specific: np.ndarray | None = None,
+        group: np.ndarray | None = None,
+    ) -> np.ndarray:
         """(S, n) eta of marker ``marker``; ``specific`` (S, n) adds lab-specific intercepts."""
         eta = self.population_curve(marker, days, group) + self.trajectory(marker, days, effects)
         if specific is not None:
@@ -149,14 +155,17 @@ class PosteriorModel:
                 slope = effects[..., 1]
             else:
                 names = self.effect_names
-                slope = effects[..., names.index("ct_score:slope")] if "ct_score:slope" in names else 0 * value
+                slope = (
+                    effects[..., names.index("ct_score:slope")] if "ct_score:slope" in names else 0 * value
+                )
             cols.append(value if a == "value" else slope)
         return np.stack(cols, axis=-1)
 
     def covariates_for(self, patients) -> np.ndarray:
         """Scaled mortality covariates (n, C) for a patient table, with the fit's centring."""
-        _, X, _, _ = covariate_matrix(patients, self.spec, centre=self.design.covariate_centre,
-                                      scale=self.design.covariate_scale)
+        _, X, _, _ = covariate_matrix(
+            patients, self.spec, centre=self.design.covariate_centre, scale=self.design.covariate_scale
+        )
         return X
 
     def mortality_logit(self, effects: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -164,7 +173,8 @@ class PosteriorModel:
         if not self.spec.mortality:
             raise SpecError(f"model '{self.spec.name}' has no mortality submodel")
         out = self.draws["mort_intercept"][:, None] + np.einsum(
-            "sna,sa->sn", self.association(effects), self.draws["mort_gamma"])
+            "sna,sa->sn", self.association(effects), self.draws["mort_gamma"]
+        )
         if X.shape[1]:
             out = out + np.einsum("nc,sc->sn", X, self.draws["mort_beta"])
         return out
@@ -229,8 +239,9 @@ class PosteriorModel:
         out[:, patient_of_group, lab_of_group] = mean + np.sqrt(var) * rng.standard_normal(mean.shape)
         return out
 
-    def patient_loglik(self, effects: np.ndarray | None = None,
-                       parts: tuple[str, ...] = ("ct", "labs", "death")) -> np.ndarray:
+    def patient_loglik(
+        self, effects: np.ndarray | None = None, parts: tuple[str, ...] = ("ct", "labs", "death")
+    ) -> np.ndarray:
         """(S, n_patients) log-likelihood of each patient's data (CT, labs, death) given the draw.
 
         For the factor structure the lab-specific intercepts are integrated out, as in the fit.
@@ -259,14 +270,16 @@ class PosteriorModel:
                     spec_v = self.draws["specific"][:, labs.patient[mask], k - 1]
                 elif not self.has_specific() and not self.factor:
                     spec_v = None
-                eta[:, mask] = self.linear_predictor(k, labs.day[mask], eff[:, labs.patient[mask], :],
-                                                     specific=spec_v, group=grp)
+                eta[:, mask] = self.linear_predictor(
+                    k, labs.day[mask], eff[:, labs.patient[mask], :], specific=spec_v, group=grp
+                )
             resid = labs.value[None, :] - eta
             if self.has_specific() and "specific" not in self.draws:
                 groups = labs_groups(d)
                 for j in range(S):
-                    lg = lab_marginal_logp(resid[j], groups, self.draws["noise_sd"][j],
-                                           self.draws["specific_sd"][j])
+                    lg = lab_marginal_logp(
+                        resid[j], groups, self.draws["noise_sd"][j], self.draws["specific_sd"][j]
+                    )
                     out[j] += np.bincount(groups[2], weights=lg, minlength=d.n_patients)
             else:
                 sd = self.draws["noise_sd"][:, labs.marker - 1]

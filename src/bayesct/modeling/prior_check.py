@@ -13,8 +13,14 @@ from bayesct.modeling.fit import JointModel
 from bayesct.modeling.spec import ModelSpec
 
 
-def prior_predictive_check(cohort: Cohort, spec: str | ModelSpec = "joint", *, draws: int = 200,
-                           seed: int = 0, ci_prob: float = CI_PROB) -> pd.DataFrame:
+def prior_predictive_check(
+    cohort: Cohort,
+    spec: str | ModelSpec = "joint",
+    *,
+    draws: int = 200,
+    seed: int = 0,
+    ci_prob: float = CI_PROB,
+) -> pd.DataFrame:
     """Observed vs prior-predictive summaries of each modelled quantity on the cohort's design.
 
     One row per marker (and ``died``): the observed median, the prior predictive
@@ -37,16 +43,32 @@ def prior_predictive_check(cohort: Cohort, spec: str | ModelSpec = "joint", *, d
     def row(name: str, observed: np.ndarray, rep: np.ndarray | None) -> None:
         obs_med = float(np.median(observed))
         if rep is None:
-            rows.append({"quantity": name, "observed_median": obs_med, "prior_median": np.nan,
-                         "prior_lo": np.nan, "prior_hi": np.nan, "share_outside_observed_range": np.nan,
-                         "note": "integrated out of the likelihood: not replicated"})
+            rows.append(
+                {
+                    "quantity": name,
+                    "observed_median": obs_med,
+                    "prior_median": np.nan,
+                    "prior_lo": np.nan,
+                    "prior_hi": np.nan,
+                    "share_outside_observed_range": np.nan,
+                    "note": "integrated out of the likelihood: not replicated",
+                }
+            )
             return
         meds = np.median(rep, axis=-1)
         lo, med, hi = np.quantile(meds, [a, 0.5, 1 - a])
         outside = float(np.mean((meds < observed.min()) | (meds > observed.max())))
-        rows.append({"quantity": name, "observed_median": obs_med, "prior_median": float(med),
-                     "prior_lo": float(lo), "prior_hi": float(hi), "share_outside_observed_range": outside,
-                     "note": ""})
+        rows.append(
+            {
+                "quantity": name,
+                "observed_median": obs_med,
+                "prior_median": float(med),
+                "prior_lo": float(lo),
+                "prior_hi": float(hi),
+                "share_outside_observed_range": outside,
+                "note": "",
+            }
+        )
 
     if pp is not None and "ct_obs" in pp:
         rep = pp["ct_obs"].stack(s=("chain", "draw")).transpose("s", ...).values
@@ -64,7 +86,15 @@ def prior_predictive_check(cohort: Cohort, spec: str | ModelSpec = "joint", *, d
         rep = pp["died_obs"].stack(s=("chain", "draw")).transpose("s", ...).values
         deaths = rep.mean(axis=-1)
         lo, med, hi = np.quantile(deaths, [a, 0.5, 1 - a])
-        rows.append({"quantity": "mortality (share died)", "observed_median": float(design.died.mean()),
-                     "prior_median": float(med), "prior_lo": float(lo), "prior_hi": float(hi),
-                     "share_outside_observed_range": np.nan, "note": "share of patients, not a median"})
+        rows.append(
+            {
+                "quantity": "mortality (share died)",
+                "observed_median": float(design.died.mean()),
+                "prior_median": float(med),
+                "prior_lo": float(lo),
+                "prior_hi": float(hi),
+                "share_outside_observed_range": np.nan,
+                "note": "share of patients, not a median",
+            }
+        )
     return pd.DataFrame(rows)

@@ -136,8 +136,17 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
             raise fail(f"[{name}] must be a table")
         return value
 
-    known = {"name", "description", "family", "markers", "trajectory", "random_effects", "mortality",
-             "sampler", "priors"}
+    known = {
+        "name",
+        "description",
+        "family",
+        "markers",
+        "trajectory",
+        "random_effects",
+        "mortality",
+        "sampler",
+        "priors",
+    }
     unknown = set(raw) - known
     if unknown:
         raise fail(f"unknown top-level key(s): {', '.join(sorted(unknown))}")

@@ -29,8 +29,9 @@ def sig_digits(value: float, mcse: float | None = None, default: int = 3) -> int
     return max(0, default - 1 - math.floor(math.log10(abs(value))))
 
 
-def fmt_estimate(median: float, lo: float, hi: float, *, decimals: int | None = None,
-                 percent: bool = False) -> str:
+def fmt_estimate(
+    median: float, lo: float, hi: float, *, decimals: int | None = None, percent: bool = False
+) -> str:
     """``median [lo, hi]``; probabilities as percentages when ``percent``."""
     scale = 100.0 if percent else 1.0
     m, a, b = median * scale, lo * scale, hi * scale
@@ -41,14 +42,16 @@ def fmt_estimate(median: float, lo: float, hi: float, *, decimals: int | None = 
     return f"{m:.{decimals}f}{unit} [{a:.{decimals}f}, {b:.{decimals}f}]"
 
 
-def fmt_draws(draws: np.ndarray, *, ci_prob: float = CI_PROB, percent: bool = False,
-              decimals: int | None = None) -> str:
+def fmt_draws(
+    draws: np.ndarray, *, ci_prob: float = CI_PROB, percent: bool = False, decimals: int | None = None
+) -> str:
     med, lo, hi = interval(draws, ci_prob)
     return fmt_estimate(med, lo, hi, percent=percent, decimals=decimals)
 
 
-def posterior_summary(post: xr.Dataset, *, var_names: Sequence[str] | None = None,
-                      ci_prob: float = CI_PROB) -> pd.DataFrame:
+def posterior_summary(
+    post: xr.Dataset, *, var_names: Sequence[str] | None = None, ci_prob: float = CI_PROB
+) -> pd.DataFrame:
     """One row per scalar parameter: median, central interval, ESS (bulk, tail), R-hat, MCSE."""
     names = list(var_names) if var_names else [str(v) for v in post.data_vars if not str(v).endswith("_z")]
     sub = post[names]
@@ -73,16 +76,18 @@ def posterior_summary(post: xr.Dataset, *, var_names: Sequence[str] | None = Non
             else:
                 loc = {}
             lo, med, hi = (float(x) for x in sel.values)
-            rows.append({
-                "parameter": label,
-                "median": med,
-                "lo": lo,
-                "hi": hi,
-                "mcse_median": float(mcse[name].sel(loc).values),
-                "ess_bulk": float(ess_b[name].sel(loc).values),
-                "ess_tail": float(ess_t[name].sel(loc).values),
-                "r_hat": float(rhat[name].sel(loc).values) if rhat is not None else float("nan"),
-            })
+            rows.append(
+                {
+                    "parameter": label,
+                    "median": med,
+                    "lo": lo,
+                    "hi": hi,
+                    "mcse_median": float(mcse[name].sel(loc).values),
+                    "ess_bulk": float(ess_b[name].sel(loc).values),
+                    "ess_tail": float(ess_t[name].sel(loc).values),
+                    "r_hat": float(rhat[name].sel(loc).values) if rhat is not None else float("nan"),
+                }
+            )
     out = pd.DataFrame(rows)
     out.attrs["ci_prob"] = ci_prob
     return out

@@ -15,8 +15,18 @@ import pandas as pd
 from bayesct.constants import CI_PROB
 from bayesct.report.format import fmt_estimate
 
-_HEADLINE = ["severity_cov_stds", "severity_cov_corr", "loading_lab", "mort_intercept", "mort_beta",
-             "mort_gamma", "re_cov_stds", "patient_sd", "coef_per_unit", "ct_phi"]
+_HEADLINE = [
+    "severity_cov_stds",
+    "severity_cov_corr",
+    "loading_lab",
+    "mort_intercept",
+    "mort_beta",
+    "mort_gamma",
+    "re_cov_stds",
+    "patient_sd",
+    "coef_per_unit",
+    "ct_phi",
+]
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -39,15 +49,32 @@ def fit_section(fit_dir: Path) -> list[str]:
     lines += [diag.message().splitlines()[0], ""]
     names = [v for v in _HEADLINE if v in result.posterior]
     summ = result.summary(names)
-    summ = summ[~summ["parameter"].str.match(r"severity_cov_corr\[(intercept, intercept|slope, slope|slope, intercept)\]")]
-    table = pd.DataFrame({
-        "parameter": summ["parameter"],
-        f"median [{CI_PROB:.0%} CrI]": [fmt_estimate(m, lo, hi, decimals=2)
-                                          for m, lo, hi in zip(summ["median"], summ["lo"], summ["hi"], strict=True)],
-        "ESS bulk": summ["ess_bulk"].round(0).astype(int),
-        "R-hat": summ["r_hat"].round(3),
-    })
-    lines += [_md_table(table), "", "Priors (from the spec):", "", "```", result.spec.describe_priors(), "```", ""]
+    summ = summ[
+        ~summ["parameter"].str.match(
+            r"severity_cov_corr\[(intercept, intercept|slope, slope|slope, intercept)\]"
+        )
+    ]
+    table = pd.DataFrame(
+        {
+            "parameter": summ["parameter"],
+            f"median [{CI_PROB:.0%} CrI]": [
+                fmt_estimate(m, lo, hi, decimals=2)
+                for m, lo, hi in zip(summ["median"], summ["lo"], summ["hi"], strict=True)
+            ],
+            "ESS bulk": summ["ess_bulk"].round(0).astype(int),
+            "R-hat": summ["r_hat"].round(3),
+        }
+    )
+    lines += [
+        _md_table(table),
+        "",
+        "Priors (from the spec):",
+        "",
+        "```",
+        result.spec.describe_priors(),
+        "```",
+        "",
+    ]
     return lines
 
 
@@ -58,8 +85,12 @@ def write_report(out: Path) -> Path:
         lines += fit_section(out / "fit")
     cls = out / "classical" / "summary.md"
     if cls.is_file():
-        lines += ["## The paper's frequentist tables on this cohort", "",
-                  f"See `{cls.relative_to(out)}` for all tables.", ""]
+        lines += [
+            "## The paper's frequentist tables on this cohort",
+            "",
+            f"See `{cls.relative_to(out)}` for all tables.",
+            "",
+        ]
     ppc = out / "check" / "ppc.json"
     if ppc.is_file():
         data = json.loads(ppc.read_text())
@@ -68,10 +99,18 @@ def write_report(out: Path) -> Path:
         lines += ["## Posterior predictive checks (the paper's tests on replicated cohorts)", ""]
         if len(stats):
             outside = ((stats["observed"] < stats["rep_lo"]) | (stats["observed"] > stats["rep_hi"])).sum()
-            lines += [f"{outside} of {len(stats)} statistics fall outside their central "
-                      f"{CI_PROB:.0%} predictive interval.", ""]
-            show = stats[[c for c in ("name", "period", "marker", "observed", "rep_median", "rep_lo", "rep_hi", "ppp")
-                          if c in stats.columns]].copy()
+            lines += [
+                f"{outside} of {len(stats)} statistics fall outside their central "
+                f"{CI_PROB:.0%} predictive interval.",
+                "",
+            ]
+            show = stats[
+                [
+                    c
+                    for c in ("name", "period", "marker", "observed", "rep_median", "rep_lo", "rep_hi", "ppp")
+                    if c in stats.columns
+                ]
+            ].copy()
             for c in ("observed", "rep_median", "rep_lo", "rep_hi", "ppp"):
                 show[c] = show[c].map(lambda v: f"{v:.3g}" if pd.notna(v) else "")
             lines += [_md_table(show.fillna("")), ""]
@@ -83,10 +122,16 @@ def write_report(out: Path) -> Path:
     grid = out / "risk" / "risk_grid.csv"
     if grid.is_file():
         g = pd.read_csv(grid)
-        lines += ["## Risk of death by CT score and day (Table 3 counterpart)", "",
-                  f"Posterior median [{CI_PROB:.0%} CrI] for a new patient with one scan.", ""]
-        g["estimate"] = [fmt_estimate(m, lo, hi, percent=True, decimals=1)
-                         for m, lo, hi in zip(g["median"], g["lo"], g["hi"], strict=True)]
+        lines += [
+            "## Risk of death by CT score and day (Table 3 counterpart)",
+            "",
+            f"Posterior median [{CI_PROB:.0%} CrI] for a new patient with one scan.",
+            "",
+        ]
+        g["estimate"] = [
+            fmt_estimate(m, lo, hi, percent=True, decimals=1)
+            for m, lo, hi in zip(g["median"], g["lo"], g["hi"], strict=True)
+        ]
         wide = g.pivot(index="ct_score", columns="day", values="estimate")
         wide.columns = [f"day {d:g}" for d in wide.columns]
         lines += [_md_table(wide.reset_index()), ""]
