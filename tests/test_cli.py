@@ -1,0 +1,105 @@
+"""The command line end to end: simulate, validate, classical; errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayesct.cli import main
+from bayesct.data import load_default_cohort
+
+TABLES = ["baseline.csv", "admission.csv", "period_comparison.csv", "mixed_model.csv",
+          "mortality_logistic.csv", "kendall.csv", "summary.md"]
+
+
+@pytest.fixture(scope="module")
+def default_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "default.csv"
+    assert main(["simulate", "--out", str(path)]) == 0
+    return path
+
+
+def test_every_subcommand_has_help(capsys):
+    for sub in ["simulate", "validate", "classical", "fit", "priors", "prior-check", "check", "risk", "demo"]:
+        with pytest.raises(SystemExit) as exc:
+            main([sub, "--help"])
+        assert exc.value.code == 0
+        assert "usage: bayesct " + sub in capsys.readouterr().out
+
+
+def test_simulate_default_and_sized(default_csv, tmp_path):
+    frame = pd.read_csv(default_csv)
+    assert frame["patient_id"].nunique() == 93
+    out = tmp_path / "sim.parquet"
+    assert main(["simulate", "--patients", "12", "--seed", "4", "--out", str(out)]) == 0
+    assert pd.read_parquet(out)["patient_id"].nunique() == 12
+
+
+def test_classical_on_the_default_cohort_agrees_with_scipy(default_csv, tmp_path, capsys):
+    out = tmp_path / "tables"
+    assert main(["classical", str(default_csv), "--out", str(out)]) == 0
+    for name in TABLES:
+        assert (out / name).is_file(), name
+    cohort = load_default_cohort()
+    scans = cohort.scans()
+    kendall = pd.read_csv(out / "kendall.csv").set_index("marker")
+    for lab in cohort.labs:
+        both = scans[["ct_score", lab]].dropna()
+        tau, p = stats.kendalltau(both["ct_score"], both[lab], variant="b")
+        assert kendall.loc[lab, "tau"] == pytest.approx(tau, abs=1e-9)
+        assert kendall.loc[lab, "p_value"] == pytest.approx(p, rel=1e-6)
+    periods = pd.read_csv(out / "period_comparison.csv").set_index("period")
+    for period, rows in scans.groupby("period", observed=True):
+        surv = rows.loc[rows["died"] == 0, "ct_score"]
+        dead = rows.loc[rows["died"] == 1, "ct_score"]
+        if len(surv) and len(dead):
+            p = stats.mannwhitneyu(dead, surv, alternative="two-sided", method="asymptotic").pvalue
+            assert periods.loc[str(period), "p_value"] == pytest.approx(p, rel=1e-9)
+    import statsmodels.api as sm
+
+    X = sm.add_constant(scans[["ct_score", "day"]].to_numpy(dtype=float))
+    fit = sm.Logit(scans["died"].to_numpy(dtype=float), X).fit(disp=0)
+    logistic = pd.read_csv(out / "mortality_logistic.csv").set_index("term")
+    assert logistic.loc["ct_score", "coef"] == pytest.approx(fit.params[1], rel=1e-6)
+    assert logistic.loc["day", "coef"] == pytest.approx(fit.params[2], rel=1e-6)
+    assert np.isfinite(pd.read_csv(out / "mixed_model.csv")["p_value"]).any()
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        ("patient_id,day,ct_score,died\nP1,3,31,0\n", ["row 2", "ct_score"]),
+        ("patient_id,day,ct_score,died\nP1,-2,3,0\n", ["row 2", "day"]),
+        ("patient_id,day,ct_score,died\nP1,2,3,0\nP1,6,4,1\n", ["row 3", "died"]),
+        ("patient_id,day,ct_score,ldh,died\nP1,2,3,-5,0\n", ["row 2", "ldh"]),
+        ("patient_id,day,ct_score,lymphocyte_pct,died\nP1,2,3,140,0\n", ["row 2", "lymphocyte_pct"]),
+        ("patient_id,ct_score,died\nP1,3,0\n", ["day"]),
+        ("patient_id,day,ct_score,died\n", ["no data rows"]),
+        ("", ["empty"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, needles):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert str(path) in err
+    for needle in needles:
+        assert needle.lower() in err.lower(), (needle, err)
+
+
+def test_binary_file_is_refused(tmp_path, capsys):
+    path = tmp_path / "image.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    assert main(["classical", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_priors_and_unknown_model(capsys):
+    assert main(["priors", "--model", "joint"]) == 0
+    assert "mort_gamma" in capsys.readouterr().out
+    assert main(["priors", "--model", "nope"]) == 2
+    assert "unknown model" in capsys.readouterr().err
