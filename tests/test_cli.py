@@ -10,8 +10,15 @@ from scipy import stats
 from bayesct.cli import main
 from bayesct.data import load_default_cohort
 
-TABLES = ["baseline.csv", "admission.csv", "period_comparison.csv", "mixed_model.csv",
-          "mortality_logistic.csv", "kendall.csv", "summary.md"]
+TABLES = [
+    "baseline.csv",
+    "admission.csv",
+    "period_comparison.csv",
+    "mixed_model.csv",
+    "mortality_logistic.csv",
+    "kendall.csv",
+    "summary.md",
+]
 
 
 @pytest.fixture(scope="module")

@@ -152,8 +152,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def _headline_vars(result) -> list[str]:
     wanted = [
-        "severity_cov_stds",
-        "severity_cov_corr",
+        "severity_sd",
+        "severity_rho",
         "re_cov_stds",
         "loading_lab",
         "specific_sd",
@@ -172,9 +172,6 @@ def _headline_vars(result) -> list[str]:
 def _format_summary(df) -> str:
     from bayesct.report.format import fmt_estimate
 
-    if "severity_cov_corr" in " ".join(df["parameter"]):
-        df = df[~df["parameter"].str.match(r"severity_cov_corr\[(\w+), \1\]")]
-        df = df[~df["parameter"].str.contains(r"severity_cov_corr\[slope, intercept\]|\[1, 0\]", regex=True)]
     lines = ["parameter                              median [95% CrI]            ESS bulk  R-hat"]
     for row in df.itertuples():
         est = fmt_estimate(row.median, row.lo, row.hi, decimals=3)

@@ -1166,8 +1166,7 @@ def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) 
     out = getattr(args, "out", None)
     if out:
         path = Path(out)
-        if path.parent and not path.parent.exists():
-            raise BayesctError(f"output folder does not exist: {path.parent}")
+        path.parent.mkdir(parents=True, exist_ok=True)
         grid.to_csv(path, index=False, float_format="%.6g")
         import matplotlib
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Sequence
 
 import arviz as az
@@ -56,10 +58,12 @@ def posterior_summary(
     names = list(var_names) if var_names else [str(v) for v in post.data_vars if not str(v).endswith("_z")]
     sub = post[names]
     q = sub.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
-    ess_b = az.ess(sub, method="bulk")
-    ess_t = az.ess(sub, method="tail")
-    rhat = az.rhat(sub) if sub.sizes.get("chain", 1) > 1 else None
-    mcse = az.mcse(sub, method="median")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant entries (a correlation's diagonal)
+        ess_b = az.ess(sub, method="bulk")
+        ess_t = az.ess(sub, method="tail")
+        rhat = az.rhat(sub) if sub.sizes.get("chain", 1) > 1 else None
+        mcse = az.mcse(sub, method="median")
     rows = []
     for name in names:
         da = q[name]
@@ -88,6 +92,27 @@ def posterior_summary(
                     "r_hat": float(rhat[name].sel(loc).values) if rhat is not None else float("nan"),
                 }
             )
-    out = pd.DataFrame(rows)
+    out = drop_redundant_correlations(pd.DataFrame(rows))
     out.attrs["ci_prob"] = ci_prob
     return out
+
+
+_CORR = re.compile(r".*_corr\[(?P<a>[^,\]]+), (?P<b>[^\]]+)\]$")
+
+
+def drop_redundant_correlations(table: pd.DataFrame) -> pd.DataFrame:
+    """Keep each correlation once: drop a correlation matrix's diagonal and lower triangle."""
+    if table.empty:
+        return table
+    order: dict[str, int] = {}
+
+    def keep(label: str) -> bool:
+        m = _CORR.match(label)
+        if m is None:
+            return True
+        a, b = m.group("a"), m.group("b")
+        for x in (a, b):
+            order.setdefault(x, len(order))
+        return order[a] < order[b]
+
+    return table[[keep(str(p)) for p in table["parameter"]]].reset_index(drop=True)

@@ -16,8 +16,8 @@ from bayesct.constants import CI_PROB
 from bayesct.report.format import fmt_estimate
 
 _HEADLINE = [
-    "severity_cov_stds",
-    "severity_cov_corr",
+    "severity_sd",
+    "severity_rho",
     "loading_lab",
     "mort_intercept",
     "mort_beta",
@@ -49,11 +49,6 @@ def fit_section(fit_dir: Path) -> list[str]:
     lines += [diag.message().splitlines()[0], ""]
     names = [v for v in _HEADLINE if v in result.posterior]
     summ = result.summary(names)
-    summ = summ[
-        ~summ["parameter"].str.match(
-            r"severity_cov_corr\[(intercept, intercept|slope, slope|slope, intercept)\]"
-        )
-    ]
     table = pd.DataFrame(
         {
             "parameter": summ["parameter"],
