@@ -4,7 +4,7 @@ Each configuration runs in its own process (so its peak memory is its own) and
 reports wall time (compilation included), sampling time, the minimum bulk and
 tail ESS over the gated variables, and min bulk ESS per second of wall time.
 
-    .venv/bin/python benchmarks/bench_fit.py default      # default cohort: nutpie vs pymc
+    .venv/bin/python benchmarks/bench_fit.py default [SEED]  # default cohort: nutpie vs pymc
     .venv/bin/python benchmarks/bench_fit.py scaling        # 93 and 1,000 simulated patients, defaults
     .venv/bin/python benchmarks/bench_fit.py scaling-large  # 10,000 patients, 2 chains x 300 draws
 
@@ -102,8 +102,9 @@ def main() -> None:
         print(json.dumps(one(json.loads(sys.argv[2]))))
         return
     what = sys.argv[1] if len(sys.argv) > 1 else "default"
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     if what == "default":
-        configs = [{"patients": "default", "sampler": "nutpie"}, {"patients": "default", "sampler": "pymc"}]
+        configs = [{"patients": "default", "sampler": s, "seed": seed} for s in ("nutpie", "pymc")]
     elif what == "scaling":
         configs = [{"patients": n, "sampler": "nutpie"} for n in (93, 1000)]
     elif what == "scaling-large":
@@ -116,7 +117,7 @@ def main() -> None:
     for c in configs:
         rows.append(run(c))
         print(json.dumps(rows[-1]), flush=True)
-    text = f"\n### {what} ({time.strftime('%Y-%m-%d %H:%M')})\n\n{table(rows)}\n"
+    text = f"\n### {what}, seed {seed} ({time.strftime('%Y-%m-%d %H:%M')})\n\n{table(rows)}\n"
     if what == "default" and all("ess_per_s" in r for r in rows):
         text += (
             f"\nnutpie / pymc ESS per second (wall, compilation included): "

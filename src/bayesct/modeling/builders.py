@@ -128,14 +128,14 @@ def build_joint(design: Design) -> pm.Model:
 
         if spec.structure == "factor":
             model.add_coord("effect", ["intercept", "slope"])
-            chol, corr, stds = pm.LKJCholeskyCov(
+            chol, corr, _ = pm.LKJCholeskyCov(
                 "severity_cov",
                 n=2,
                 eta=_lkj_eta(spec, "severity_corr"),
                 sd_dist=_sd_dist(spec, "severity_sd", np.ones(2)),
             )
-            # Named copies for reports: SDs by effect, and the intercept-slope correlation.
-            pm.Deterministic("severity_sd", stds, dims="effect")
+            # The intercept-slope correlation by name, for reports (the SDs get their effect
+            # names as ``severity_sd`` after sampling, in fit.py).
             pm.Deterministic("severity_rho", corr[0, 1])
             z = pm.Normal("severity_z", 0.0, 1.0, dims=("patient", "effect"))
             u = pm.Deterministic("severity", pt.dot(z, chol.T), dims=("patient", "effect"))

@@ -262,8 +262,16 @@ def _sample(
 
 
 def _keep_groups(tree: xr.DataTree) -> xr.DataTree:
-    """Only posterior, sample_stats and observed_data (drop warm-up and unconstrained draws)."""
+    """Only posterior, sample_stats and observed_data (drop warm-up and unconstrained draws).
+
+    The shared severity's SDs are added under their effect names as ``severity_sd``.
+    """
     keep = {
         k: tree[k].to_dataset() for k in ("posterior", "sample_stats", "observed_data") if k in tree.children
     }
+    post = keep.get("posterior")
+    if post is not None and "severity_cov_stds" in post and "severity_sd" not in post:
+        stds = post["severity_cov_stds"]
+        named = stds.rename({stds.dims[-1]: "effect"}).assign_coords(effect=["intercept", "slope"])
+        keep["posterior"] = post.assign(severity_sd=named)
     return xr.DataTree.from_dict(keep)
