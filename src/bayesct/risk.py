@@ -86,8 +86,10 @@ import xarray as xr
 from scipy.special import expit, gammaln
 from scipy.special import logsumexp as _logsumexp
 
+from bayesct.classical.mortality import risk_band
 from bayesct.constants import CI_PROB, CT, CT_MAX, DAY, PERIOD_LABELS, RISK_BANDS
 from bayesct.errors import BayesctError, DataValidationError, SpecError
+from bayesct.report.format import interval
 
 __all__ = [
     "PERIOD_MID_DAYS",
@@ -661,19 +663,10 @@ def _importance(
 # ---------------------------------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------------------------------
-def risk_band(p: float) -> str:
-    """The paper's colour band of a mortality probability (:data:`~bayesct.constants.RISK_BANDS`)."""
-    for name, lo, hi in RISK_BANDS:
-        if lo <= p < hi:
-            return name
-    raise ValueError(f"not a probability: {p!r}")
-
-
 def _summary(draws: np.ndarray, ci_prob: float) -> tuple[float, float, float]:
     if not 0 < ci_prob < 1:
         raise BayesctError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
-    lo, med, hi = np.quantile(draws, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
-    return float(med), float(lo), float(hi)
+    return interval(draws, ci_prob)
 
 
 def risk_query(
