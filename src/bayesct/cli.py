@@ -9,8 +9,6 @@ unless ``--strict`` is given (then 3).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -383,7 +381,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bayesct`` command."""
     from bayesct.errors import BayesctError
 
-    os.environ.setdefault("PYTENSOR_FLAGS", "")
     warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -407,8 +404,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def _json_default(obj: object) -> object:  # pragma: no cover - helper for subcommands
-    return str(obj)
-
-
-__all__ = ["build_parser", "json", "main"]
+__all__ = ["build_parser", "main"]

@@ -268,8 +268,6 @@ class PosteriorModel:
                 spec_v = None
                 if "specific" in self.draws:
                     spec_v = self.draws["specific"][:, labs.patient[mask], k - 1]
-                elif not self.has_specific() and not self.factor:
-                    spec_v = None
                 eta[:, mask] = self.linear_predictor(
                     k, labs.day[mask], eff[:, labs.patient[mask], :], specific=spec_v, group=grp
                 )
