@@ -7,6 +7,8 @@ tail ESS over the gated variables, and min bulk ESS per second of wall time.
     .venv/bin/python benchmarks/bench_fit.py default [SEED]  # default cohort: nutpie vs pymc
     .venv/bin/python benchmarks/bench_fit.py scaling        # 93 and 1,000 simulated patients, defaults
     .venv/bin/python benchmarks/bench_fit.py scaling-large  # 10,000 patients, 2 chains x 300 draws
+    python benchmarks/bench_fit.py numpyro        # 93, 1,000 and 10,000 patients with --sampler numpyro
+                                                  # (JAX + numpyro; meant for a GPU machine)
 
 Results are printed as a markdown table and appended to benchmarks/results/fit.md.
 """
@@ -47,7 +49,17 @@ def one(config: dict) -> dict:
     wall = time.perf_counter() - t0
     d = result.diagnostics
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
+    device = {}
+    if config["sampler"] == "numpyro":
+        import jax
+
+        dev = jax.devices()[0]
+        stats = dev.memory_stats() or {}
+        device = {
+            "device": dev.device_kind,
+            "device_peak_mb": round(stats.get("peak_bytes_in_use", 0) / 2**20),
+        }
+    return device | {
         "patients": cohort.n_patients,
         "scans": cohort.n_scans,
         "sampler": config["sampler"],
@@ -70,7 +82,10 @@ def run(config: dict) -> dict:
         [sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
-        return {"config": config, "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+        return {
+            "config": config,
+            "error": " | ".join(out.stderr.strip().splitlines()[-4:]) if out.stderr else "failed",
+        }
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -111,8 +126,12 @@ def main() -> None:
         # 10,000 patients with the default 4 x (1000 + 1500) iterations would take ~40 min here;
         # a shorter run measures the per-iteration cost and memory at that size.
         configs = [{"patients": 10000, "sampler": "nutpie", "chains": 2, "draws": 300, "tune": 300}]
+    elif what == "numpyro":
+        configs = [{"patients": n, "sampler": "numpyro"} for n in ("default", 1000, 10000)]
     else:
-        raise SystemExit(f"unknown benchmark {what!r}: use 'default', 'scaling' or 'scaling-large'")
+        raise SystemExit(
+            f"unknown benchmark {what!r}: use 'default', 'scaling', 'scaling-large' or 'numpyro'"
+        )
     rows = []
     for c in configs:
         rows.append(run(c))

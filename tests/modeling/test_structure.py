@@ -128,3 +128,45 @@ def test_numpy_view_matches_the_pymc_log_density(name, small_cohort):
             values.append(val)
         theirs = float(fn(*values))
         assert ours[s] == pytest.approx(theirs, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["joint", "ct_only"])
+def test_cohort_mean_reparameterisation_keeps_the_spec_priors(name, small_cohort):
+    """Sampling the curves and the mortality intercept at the cohort-mean effects is a change of
+    variables only: the log-prior terms of the sampled ``*_cohort`` variables equal the spec's
+    prior evaluated at the reported ``spline_coef`` and ``mort_intercept``, at any point."""
+    from scipy import stats
+
+    jm = JointModel(name)
+    model = jm.build(small_cohort)
+    design = jm.design(small_cohort)
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0.0, 0.5, size=np.shape(v)) for k, v in model.initial_point().items()}
+    # the cohort mean must move the curves for the test to be able to fail
+    point["severity_mean" if "severity_mean" in point else "re_mean"] += 1.0
+    W, a0 = model.compile_fn(
+        model.replace_rvs_by_values([model["spline_coef"], model["mort_intercept"]]),
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )(point)
+    logp_w, logp_a0 = model.compile_fn(
+        model.logp(vars=[model["spline_coef_cohort"], model["mort_intercept_cohort"]], sum=False),
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )(point)
+    spline, intercept = jm.spec.prior("spline_coef"), jm.spec.prior("mort_intercept")
+    sd = spline.params["sigma"] * design.marker_scale[:, None]
+    np.testing.assert_allclose(logp_w, stats.norm.logpdf(W, spline.params.get("mu", 0.0), sd), rtol=1e-6)
+    np.testing.assert_allclose(
+        logp_a0, stats.norm.logpdf(a0, intercept.params.get("mu", 0.0), intercept.params["sigma"]), rtol=1e-6
+    )
+
+
+def test_linear_spline_coefficients_reproduce_the_slope_covariate():
+    from bayesct.modeling.design import linear_spline_coef, time_transform
+
+    spec = load_spec("joint")
+    days = np.linspace(*spec.boundary, 301)
+    np.testing.assert_allclose(
+        spline_basis(days, spec) @ linear_spline_coef(spec), time_transform(days, spec), atol=1e-12
+    )

@@ -64,6 +64,18 @@ def n_basis(spec: ModelSpec) -> int:
     return len(spec.knots) + SPLINE_DEGREE + 1
 
 
+def linear_spline_coef(spec: ModelSpec) -> np.ndarray:
+    """Coefficients ``c`` with ``spline_basis(t) @ c == time_transform(t)`` for t within the boundary.
+
+    Cubic B-splines reproduce straight lines exactly: the coefficients are g at the
+    Greville abscissae (knot averages).
+    """
+    lo, hi = spec.boundary
+    knots = np.r_[[lo] * (SPLINE_DEGREE + 1), spec.knots, [hi] * (SPLINE_DEGREE + 1)]
+    greville = np.array([knots[j + 1 : j + 1 + SPLINE_DEGREE].mean() for j in range(n_basis(spec))])
+    return time_transform(greville, spec)
+
+
 def time_transform(days: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """g(t) = (t - time_centre) / time_scale, the covariate of the random slopes."""
     return (np.asarray(days, dtype=float) - spec.time_centre) / spec.time_scale
