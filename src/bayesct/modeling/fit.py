@@ -245,7 +245,7 @@ def _sample(
             seed=seed,
             progress_bar=progress,
             save_warmup=False,
-            use_grad_based_mass_matrix=False,
+            adaptation="draw_diag",
         )
     extra: dict = {}
     if sampler == "numpyro":
