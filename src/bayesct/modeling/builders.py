@@ -141,14 +141,6 @@ def _cohort_mean_split(name: str, n_patients: int) -> tuple[pt.TensorVariable, p
     return dev.T + mean[None, :], mean
 
 
-def _terms(spec: ModelSpec, assoc: dict, shared: dict) -> dict:
-    """The mortality association terms the spec selects, in its order."""
-    out: dict = {}
-    for a in spec.association:
-        out.update(shared if a == "shared" else {a: assoc[a]})
-    return out
-
-
 def build_joint(design: Design) -> pm.Model:
     """The PyMC model of the ``joint`` family for ``design``."""
     spec = design.spec
@@ -209,15 +201,9 @@ def build_joint(design: Design) -> pm.Model:
             if v is not None:
                 traj_lab = traj_lab + v.ravel()[labs.patient * K + labs.marker]
 
-            def assoc_terms(e):
-                """Association terms of effect rows ``e`` (..., 2), linear in the effects."""
-                return {"value": e[..., 0] + e[..., 1] * g_ref, "slope": e[..., 1]}
-
-            def shared_terms(e):
-                return {"shared_intercept": e[..., 0], "shared_slope": e[..., 1]}
-
-            terms_patients = _terms(spec, assoc_terms(u), shared_terms(u))
-            terms_mean = _terms(spec, assoc_terms(u_mean), shared_terms(u_mean))
+            # for the mortality terms: effects, effects padded for "no slope", CT slope column
+            effects_pat, effects_pat_pad, effects_mean, effects_mean_pad = u, u, u_mean, u_mean
+            ct_slope_col, shared_names = 1, ["shared_intercept", "shared_slope"]
         else:
             slopes = [m for m in design.markers if m in spec.slopes]
             effects = [f"{m}:intercept" for m in design.markers] + [f"{m}:slope" for m in slopes]
@@ -251,17 +237,9 @@ def build_joint(design: Design) -> pm.Model:
                 b.ravel()[labs.patient * E + labs.marker]
                 + b_pad.ravel()[labs.patient * (E + 1) + slope_idx[labs.marker]] * g_lab
             )
-
-            def assoc_terms_re(e, pad):
-                ct_slope = pad[..., slope_col[0]]
-                return {"value": e[..., 0] + ct_slope * g_ref, "slope": ct_slope}
-
-            def shared_terms_re(e):
-                return {f"re[{name}]": e[..., j] for j, name in enumerate(effects)}
-
-            b_mean_pad = pt.concatenate([b_mean, pt.zeros(1)])
-            terms_patients = _terms(spec, assoc_terms_re(b, b_pad), shared_terms_re(b))
-            terms_mean = _terms(spec, assoc_terms_re(b_mean, b_mean_pad), shared_terms_re(b_mean))
+            effects_pat, effects_pat_pad = b, b_pad
+            effects_mean, effects_mean_pad = b_mean, pt.concatenate([b_mean, pt.zeros(1)])
+            ct_slope_col, shared_names = int(slope_col[0]), [f"re[{e}]" for e in effects]
 
         W = _population_curves(spec, design, ("group",) if by_group else (), curve_shift)
         # The curves at the distinct observation days, then one flat gather per observation.
@@ -311,15 +289,26 @@ def build_joint(design: Design) -> pm.Model:
                 pm.Normal("lab_obs", mu=eta_lab, sigma=sd_obs, observed=labs.value, dims="lab_value")
 
         if spec.mortality:
-            model.add_coord("association", list(terms_patients))
-            A = pt.stack(list(terms_patients.values()), axis=1)
-            A_mean = pt.stack(list(terms_mean.values()))
+
+            def mortality_terms(e, e_pad) -> dict:
+                """The association terms the spec selects, in its order; linear in the effects."""
+                ct_slope = e_pad[..., ct_slope_col]
+                chosen = {"value": e[..., 0] + ct_slope * g_ref, "slope": ct_slope}
+                shared = {name: e[..., j] for j, name in enumerate(shared_names)}
+                out: dict = {}
+                for a in spec.association:
+                    out.update(shared if a == "shared" else {a: chosen[a]})
+                return out
+
+            terms = mortality_terms(effects_pat, effects_pat_pad)
+            model.add_coord("association", list(terms))
+            A = pt.stack(list(terms.values()), axis=1)
+            A_mean = pt.stack(list(mortality_terms(effects_mean, effects_mean_pad).values()))
             gamma = prior_var(spec, "mort_gamma", dims="association")
             # Sampled at the cohort-mean effects, like the curves (_cohort_mean_split).
-            a0_cohort = prior_var(
-                spec, "mort_intercept", name="mort_intercept_cohort", shift=pt.dot(A_mean, gamma)
-            )
-            pm.Deterministic("mort_intercept", a0_cohort - pt.dot(A_mean, gamma))
+            mean_shift = pt.dot(A_mean, gamma)
+            a0_cohort = prior_var(spec, "mort_intercept", name="mort_intercept_cohort", shift=mean_shift)
+            pm.Deterministic("mort_intercept", a0_cohort - mean_shift)
             logit_p = a0_cohort + pt.dot(A - A_mean, gamma)
             if design.covariates.shape[1]:
                 beta = prior_var(spec, "mort_beta", dims="covariate")

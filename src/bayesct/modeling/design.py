@@ -49,11 +49,17 @@ def from_model_scale(marker: str, eta: np.ndarray) -> np.ndarray:
     return np.exp(e)
 
 
+def _knot_vector(spec: ModelSpec) -> np.ndarray:
+    """The clamped knot vector of the cubic B-spline basis."""
+    lo, hi = spec.boundary
+    return np.r_[[lo] * (SPLINE_DEGREE + 1), spec.knots, [hi] * (SPLINE_DEGREE + 1)]
+
+
 def spline_basis(days: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """Cubic B-spline basis of the population curves at ``days`` (rows) — constant beyond the boundary."""
     lo, hi = spec.boundary
     t = np.clip(np.asarray(days, dtype=float), lo, hi)
-    knots = np.r_[[lo] * (SPLINE_DEGREE + 1), spec.knots, [hi] * (SPLINE_DEGREE + 1)]
+    knots = _knot_vector(spec)
     if t.size == 0:
         return np.zeros((0, n_basis(spec)))
     basis = BSpline.design_matrix(t, knots, SPLINE_DEGREE, extrapolate=False).toarray()
@@ -70,8 +76,7 @@ def linear_spline_coef(spec: ModelSpec) -> np.ndarray:
     Cubic B-splines reproduce straight lines exactly: the coefficients are g at the
     Greville abscissae (knot averages).
     """
-    lo, hi = spec.boundary
-    knots = np.r_[[lo] * (SPLINE_DEGREE + 1), spec.knots, [hi] * (SPLINE_DEGREE + 1)]
+    knots = _knot_vector(spec)
     greville = np.array([knots[j + 1 : j + 1 + SPLINE_DEGREE].mean() for j in range(n_basis(spec))])
     return time_transform(greville, spec)
 
