@@ -170,3 +170,22 @@ def test_linear_spline_coefficients_reproduce_the_slope_covariate():
     np.testing.assert_allclose(
         spline_basis(days, spec) @ linear_spline_coef(spec), time_transform(days, spec), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("phi", [0.5, 5.0, 50.0, 5000.0])
+def test_beta_binomial_logp_equals_scipy(phi):
+    """The CT likelihood with its precision terms hoisted is the beta-binomial, to rounding."""
+    from scipy import stats
+
+    from bayesct.modeling.builders import _beta_binomial_random, beta_binomial_logp
+
+    rng = np.random.default_rng(0)
+    k = np.arange(25).repeat(4)
+    mu = rng.uniform(0.01, 0.99, size=k.size)
+    ours = beta_binomial_logp(pt.as_tensor(k), pt.as_tensor(mu), pt.as_tensor(np.float64(phi))).eval()
+    np.testing.assert_allclose(
+        ours, stats.betabinom.logpmf(k, 24, mu * phi, (1 - mu) * phi), rtol=1e-12, atol=1e-9
+    )
+    draws = _beta_binomial_random(np.full(20000, 0.3), phi, rng=rng, size=20000)
+    assert draws.min() >= 0 and draws.max() <= 24
+    assert draws.mean() == pytest.approx(24 * 0.3, rel=0.02)

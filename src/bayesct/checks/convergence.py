@@ -11,10 +11,10 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import arviz as az
 import numpy as np
 import xarray as xr
 
+from bayesct.checks.mcmc_stats import diagnose_dataset
 from bayesct.constants import GATE_BFMI_MIN, GATE_ESS_MIN, GATE_RHAT_MAX
 from bayesct.errors import ConvergenceWarning
 
@@ -93,15 +93,21 @@ def compute_diagnostics(
     sampler: str,
     wall_seconds: float,
 ) -> Diagnostics:
-    """Judge a posterior against the gates (R-hat <= 1.01, ESS >= 400, 0 divergences, E-BFMI >= 0.3)."""
+    """Judge a posterior against the gates (R-hat <= 1.01, ESS >= 400, 0 divergences, E-BFMI >= 0.3).
+
+    R-hat is the rank-normalised split R-hat and the ESS are bulk and tail (5% and 95%
+    quantiles) ESS of Vehtari et al. (2021), over every scalar of the gated variables
+    (:mod:`bayesct.checks.mcmc_stats`).
+    """
     post = posterior[gate_variables(posterior)]
     chains = int(post.sizes["chain"])
     draws = int(post.sizes["draw"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat_max, rhat_var = _max_over(az.rhat(post)) if chains > 1 else (float("nan"), "")
-        ess_bulk, bulk_var = _min_over(az.ess(post, method="bulk"))
-        ess_tail, tail_var = _min_over(az.ess(post, method="tail"))
+        stats = diagnose_dataset(post)
+        rhat_max, rhat_var = _max_over(stats["rhat"]) if chains > 1 else (float("nan"), "")
+        ess_bulk, bulk_var = _min_over(stats["ess_bulk"])
+        ess_tail, tail_var = _min_over(stats["ess_tail"])
     divergences = 0
     bfmi_min = float("nan")
     if sample_stats is not None:

@@ -184,7 +184,14 @@ class JointModel:
         model = build_model(design)
         n_cores = cores or min(settings["chains"], os.cpu_count() or 1)
         t0 = time.perf_counter()
-        tree = _sample(model, sampler=sampler, seed=seed, progress=progress, cores=n_cores, **settings)
+        key = None
+        if sampler == "nutpie":
+            from bayesct.modeling.nutpie_cache import model_key
+
+            key = model_key(design)
+        tree = _sample(
+            model, sampler=sampler, seed=seed, progress=progress, cores=n_cores, compile_key=key, **settings
+        )
         wall = time.perf_counter() - t0
         tree = _keep_groups(tree)
         post = tree["posterior"].to_dataset()
@@ -224,14 +231,18 @@ def _sample(
     seed: int,
     progress: bool,
     cores: int,
+    compile_key: str | None = None,
 ) -> xr.DataTree:
     if sampler == "nutpie":
         import nutpie
 
+        from bayesct.modeling.nutpie_cache import compile_model
+
         # freeze_model: data folded into the graph as constants. Without it, the threaded
         # initial-point function failed intermittently with two chains on two cores
-        # ("cannot set WRITEABLE flag to True of this array").
-        compiled = nutpie.compile_pymc_model(model, freeze_model=True)
+        # ("cannot set WRITEABLE flag to True of this array"). compile_model caches the
+        # compilation on disk, so only the first fit of a model and cohort pays for it.
+        compiled = compile_model(model, compile_key)
         # Variance-based mass matrix (Stan's estimator) rather than nutpie's gradient-based
         # default: on the joint spec it takes about twice the leapfrog steps per draw but gives
         # about twice the minimum ESS per draw, so more ESS per second once compilation is

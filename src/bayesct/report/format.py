@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesct.checks.mcmc_stats import diagnose_dataset
 from bayesct.constants import CI_PROB
 
 
@@ -60,9 +61,9 @@ def posterior_summary(
     q = sub.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant entries (a correlation's diagonal)
-        ess_b = az.ess(sub, method="bulk")
-        ess_t = az.ess(sub, method="tail")
-        rhat = az.rhat(sub) if sub.sizes.get("chain", 1) > 1 else None
+        gates = diagnose_dataset(sub)
+        ess_b, ess_t = gates["ess_bulk"], gates["ess_tail"]
+        rhat = gates["rhat"] if sub.sizes.get("chain", 1) > 1 else None
         mcse = az.mcse(sub, method="median")
     rows = []
     for name in names:

@@ -1,0 +1,125 @@
+"""The on-disk compilation cache for nutpie: keys that change with what they key, and cached
+compilations that sample exactly like fresh ones."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from bayesct.modeling import nutpie_cache
+from bayesct.modeling.builders import build_model
+from bayesct.modeling.fit import JointModel
+from bayesct.modeling.nutpie_cache import JitteredPoint, callback_key, model_key
+
+
+def _closure(value):
+    def inner():
+        return value
+
+    return inner
+
+
+def test_callback_key_is_stable_and_refuses_unkeyable_closures():
+    assert callback_key(_closure(3)) == callback_key(_closure(3))
+    assert callback_key(_closure(3)) != callback_key(_closure(4))
+    assert callback_key(_closure("a")) != callback_key(_closure(3))
+    assert callback_key(_closure(np)) is not None  # a module is keyed by its name
+    assert callback_key(_closure(np.zeros(3))) is None  # data in a closure: no key, no cache
+    assert callback_key(_closure(object())) is None
+
+
+def test_model_key_follows_the_data_and_the_spec(small_cohort):
+    jm = JointModel("joint")
+    design = jm.design(small_cohort)
+    key = model_key(design)
+    assert key is not None and key == model_key(jm.design(small_cohort))
+    assert model_key(JointModel("ct_only").design(small_cohort)) != key
+    # one CT score changed
+    ct = dataclasses.replace(design.ct, value=design.ct.value.copy())
+    ct.value[0] = (ct.value[0] + 1) % 25
+    assert model_key(dataclasses.replace(design, ct=ct)) != key
+    # one prior scale changed
+    spec = design.spec
+    name = next(iter(spec.priors))
+    prior = spec.priors[name]
+    params = {k: v * 2 for k, v in prior.params.items()}
+    spec2 = dataclasses.replace(spec, priors={**spec.priors, name: dataclasses.replace(prior, params=params)})
+    assert model_key(dataclasses.replace(design, spec=spec2)) != key
+
+
+def test_jittered_point_is_seeded():
+    point = JitteredPoint(np.arange(5.0))
+    np.testing.assert_array_equal(point(7), point(7))
+    assert not np.array_equal(point(7), point(8))
+    assert np.all(np.abs(point(7) - np.arange(5.0)) <= 1.0)
+
+
+def _logp_and_grad(compiled, x):
+    n = compiled.n_dim
+    grad, logp = np.zeros(n), np.zeros(())
+    ptr = ctypes.POINTER(ctypes.c_double)
+    rc = compiled.compiled_logp_func.ctypes(
+        n,
+        x.ctypes.data_as(ptr),
+        grad.ctypes.data_as(ptr),
+        logp.ctypes.data_as(ptr),
+        compiled.user_data.ctypes.data,
+    )
+    assert rc == 0
+    return float(logp), grad
+
+
+@pytest.mark.slow
+def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypatch):
+    import nutpie
+
+    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
+    design = JointModel("scan_logistic").design(small_cohort)
+    key = model_key(design)
+    fresh = nutpie_cache.compile_model(build_model(design), key)
+    record = json.loads((tmp_path / f"{key}.json").read_text())
+    assert record["n_dim"] == fresh.n_dim
+    cached = nutpie_cache.compile_model(build_model(design), key)
+    assert cached.logp_func is None  # rebuilt from the record: no PyTensor compilation
+    assert cached.compiled_logp_func.cache_hits == 1
+    assert cached.shape_info[0] == fresh.shape_info[0]
+    x = np.random.default_rng(0).normal(size=fresh.n_dim)
+    lp_fresh, g_fresh = _logp_and_grad(fresh, x)
+    lp_cached, g_cached = _logp_and_grad(cached, x)
+    assert lp_cached == lp_fresh and np.isfinite(lp_fresh)
+    np.testing.assert_array_equal(g_cached, g_fresh)
+    kw = {"draws": 20, "tune": 20, "chains": 2, "cores": 1, "seed": 5, "progress_bar": False}
+    a = nutpie.sample(fresh, **kw)["posterior"]["mort_beta"].values
+    b = nutpie.sample(cached, **kw)["posterior"]["mort_beta"].values
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_stale_record_falls_back_to_compiling(small_cohort, tmp_path, monkeypatch):
+    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
+    design = JointModel("scan_logistic").design(small_cohort)
+    key = model_key(design)
+    path = tmp_path / f"{key}.json"
+    nutpie_cache.compile_model(build_model(design), key)
+    record = json.loads(path.read_text())
+    good = record["logp_key"]
+    path.write_text(json.dumps(record | {"logp_key": "0" * 64}))  # a callback no cache holds
+    compiled = nutpie_cache.compile_model(build_model(design), key)
+    assert compiled.logp_func is not None  # compiled afresh
+    assert json.loads(path.read_text())["logp_key"] == good  # and the record rewritten
+    path.write_text("{not json")
+    assert nutpie_cache.compile_model(build_model(design), key).logp_func is not None
+
+
+@pytest.mark.slow
+def test_the_cache_can_be_turned_off(small_cohort, tmp_path, monkeypatch):
+    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
+    monkeypatch.setenv("BAYESCT_NO_COMPILE_CACHE", "1")
+    design = JointModel("scan_logistic").design(small_cohort)
+    compiled = nutpie_cache.compile_model(build_model(design), model_key(design))
+    assert compiled.logp_func is not None
+    assert not list(tmp_path.iterdir())
