@@ -238,9 +238,7 @@ def _sample(
 
         from bayesct.modeling.nutpie_cache import compile_model
 
-        # freeze_model: data folded into the graph as constants. Without it, the threaded
-        # initial-point function failed intermittently with two chains on two cores
-        # ("cannot set WRITEABLE flag to True of this array"). compile_model caches the
+        # compile_model folds the data into the graph (nutpie's freeze_model) and caches the
         # compilation on disk, so only the first fit of a model and cohort pays for it.
         compiled = compile_model(model, compile_key)
         # Variance-based mass matrix (Stan's estimator) rather than nutpie's gradient-based

@@ -247,11 +247,9 @@ def _n_free(compiled: Any) -> int:
     return sum(1 for s in compiled.shape_info[1] if s.stop <= compiled.n_dim)
 
 
-def _with_jittered_point(model: Any, compiled: Any) -> tuple[Any, np.ndarray]:
-    """``compiled`` with :class:`JitteredPoint` at the model's support point, and that point."""
-    from pymc.model.transform.optimization import freeze_dims_and_data
-
-    point = freeze_dims_and_data(model).initial_point()
+def _with_jittered_point(frozen: Any, compiled: Any) -> tuple[Any, np.ndarray]:
+    """``compiled`` with :class:`JitteredPoint` at the (frozen) model's support point, and that point."""
+    point = frozen.initial_point()
     names = compiled.shape_info[0][: _n_free(compiled)]
     support = np.concatenate([np.asarray(point[n], dtype=float).ravel() for n in names])
     return dataclasses.replace(compiled, initial_point_func=JitteredPoint(support)), support
@@ -325,9 +323,11 @@ def compile_model(model: Any, key: str | None = None) -> Any:
     it only the C callbacks are cached.
     """
     import nutpie
+    from pymc.model.transform.optimization import freeze_dims_and_data
 
     if not enabled():
-        return _with_jittered_point(model, nutpie.compile_pymc_model(model, freeze_model=True))[0]
+        frozen = freeze_dims_and_data(model)
+        return _with_jittered_point(frozen, nutpie.compile_pymc_model(frozen, freeze_model=False))[0]
     path = _record_path(key) if key is not None else None
     if path is not None and path.is_file():
         try:
@@ -337,9 +337,10 @@ def compile_model(model: Any, key: str | None = None) -> Any:
             compiled = None
         if compiled is not None:
             return compiled
+    frozen = freeze_dims_and_data(model)  # what freeze_model=True would do, done once for both uses
     with _keyed_callbacks() as keys:
-        compiled = nutpie.compile_pymc_model(model, freeze_model=True, cache=True)
-    compiled, support = _with_jittered_point(model, compiled)
+        compiled = nutpie.compile_pymc_model(frozen, freeze_model=False, cache=True)
+    compiled, support = _with_jittered_point(frozen, compiled)
     if path is not None and {"logp_numba", "expand_numba"} <= keys.keys():
         # A read-only cache directory only costs the next fit its compilation.
         with contextlib.suppress(OSError):

@@ -61,9 +61,9 @@ def posterior_summary(
     q = sub.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # constant entries (a correlation's diagonal)
-        gates = diagnose_dataset(sub)
-        ess_b, ess_t = gates["ess_bulk"], gates["ess_tail"]
-        rhat = gates["rhat"] if sub.sizes.get("chain", 1) > 1 else None
+        diag = diagnose_dataset(sub)
+        ess_b, ess_t = diag["ess_bulk"], diag["ess_tail"]
+        rhat = diag["rhat"] if sub.sizes.get("chain", 1) > 1 else None
         mcse = az.mcse(sub, method="median")
     rows = []
     for name in names:
