@@ -189,3 +189,71 @@ def test_beta_binomial_logp_equals_scipy(phi):
     draws = _beta_binomial_random(np.full(20000, 0.3), phi, rng=rng, size=20000)
     assert draws.min() >= 0 and draws.max() <= 24
     assert draws.mean() == pytest.approx(24 * 0.3, rel=0.02)
+
+
+def test_lab_likelihood_total_equals_the_sum_of_its_groups(small_cohort):
+    """The hoisted lab likelihood of the graph is the per-group marginal density, summed."""
+    from bayesct.modeling.builders import lab_marginal_logp, lab_marginal_logp_total, labs_groups
+
+    design = build_design(small_cohort, load_spec("joint"))
+    groups = labs_groups(design)
+    n_labs = len(design.lab_names)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        resid = rng.normal(0.0, 1.0, size=len(design.labs.value))
+        noise, specific = rng.uniform(0.05, 2.0, n_labs), rng.uniform(0.0, 2.0, n_labs)
+        total = lab_marginal_logp_total(
+            pt.as_tensor(resid),
+            design.labs.marker - 1,
+            groups,
+            pt.as_tensor(noise),
+            pt.as_tensor(specific),
+            n_labs,
+        ).eval()
+        assert total == pytest.approx(lab_marginal_logp(resid, groups, noise, specific).sum(), rel=1e-12)
+
+
+def test_signed_specific_sd_is_the_spec_prior_and_sign_free(small_cohort):
+    """specific_sd is sampled signed: |x| has the spec's HalfNormal prior, and the model's
+    log-density does not depend on the sign (so the sign is not identified and not stored)."""
+    from scipy import stats
+
+    jm = JointModel("joint")
+    model = jm.build(small_cohort)
+    design = jm.design(small_cohort)
+    x = model["specific_sd_signed"]
+    assert "specific_sd_signed" in model.named_vars and model.rvs_to_transforms.get(x) is None
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0.0, 0.3, size=np.shape(v)) for k, v in model.initial_point().items()}
+    logp = model.compile_logp()
+    flipped = dict(point, specific_sd_signed=-point["specific_sd_signed"])
+    assert logp(point) == pytest.approx(logp(flipped), rel=1e-12)
+    prior = jm.spec.prior("specific_sd")
+    sigma = prior.params["sigma"] * design.marker_scale[1:]
+    ours = model.compile_fn(
+        model.logp(vars=[x], sum=False), inputs=model.value_vars, on_unused_input="ignore"
+    )(point)[0]
+    value = point["specific_sd_signed"]
+    # a density on the signed line: half the HalfNormal density of |x| on each side
+    np.testing.assert_allclose(
+        ours, stats.halfnorm.logpdf(np.abs(value), scale=sigma) - np.log(2), rtol=1e-10
+    )
+    sd = model.compile_fn(
+        model.replace_rvs_by_values([model["specific_sd"]])[0],
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )(point)
+    np.testing.assert_allclose(sd, np.abs(value))
+
+
+def test_stored_posterior_drops_signed_scales():
+    from bayesct.modeling.fit import _keep_groups
+
+    post = xr.Dataset(
+        {
+            "specific_sd_signed": (("chain", "draw", "lab"), -np.ones((2, 3, 2))),
+            "specific_sd": (("chain", "draw", "lab"), np.ones((2, 3, 2))),
+        }
+    )
+    kept = _keep_groups(xr.DataTree.from_dict({"posterior": post}))
+    assert list(kept["posterior"].data_vars) == ["specific_sd"]

@@ -24,7 +24,10 @@ r"""PyMC graphs of the bayesct model families.
     cohort mean plus zero-sum deviations, and the spline coefficients and the
     mortality intercept are sampled at the cohort-mean effects
     (``spline_coef_cohort``, ``mort_intercept_cohort``); ``spline_coef`` and
-    ``mort_intercept`` are recorded as deterministics.
+    ``mort_intercept`` are recorded as deterministics. Where the lab-specific
+    intercepts are integrated out, their SD enters the likelihood only squared and is
+    sampled signed (``specific_sd_signed``, see :func:`signed_scale_var`);
+    ``specific_sd`` is its absolute value.
 
 ``scan_logistic`` family
     .. math::
@@ -69,6 +72,36 @@ def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None 
                 params[key] = params[key] * scale if key == "sigma" else params[key] / scale
     cls = getattr(pm, p.dist)
     return cls.dist(**{k: params[k] for k in _PARAM_KEYS[p.dist] if k in params})
+
+
+# Half-distributions and the symmetric distribution whose absolute value has that law.
+_SIGNED = {"HalfNormal": "Normal", "HalfStudentT": "StudentT"}
+SIGNED_SUFFIX = "_signed"
+
+
+def signed_scale_var(spec: ModelSpec, pname: str, *, scale=None, dims=None) -> pt.TensorVariable:
+    """A scale parameter sampled as a signed variable ``x``; ``pname`` = |x| is recorded as a deterministic.
+
+    If ``x`` ~ Normal(0, sigma) then |x| ~ HalfNormal(sigma) (likewise StudentT and
+    HalfStudentT), so this is the spec's prior. Use it only where the likelihood depends on
+    ``x**2`` alone: the posterior is then symmetric in the sign of ``x`` and smooth at 0,
+    where the usual log transform stretches a scale whose posterior reaches 0 into a long
+    tail that NUTS explores slowly. On the default cohort the lab-specific intercept SD of
+    the NLR had a tail ESS of 68-548 of 4,000 draws at two of three seeds with the log
+    transform, and over 2,300 signed. The signed variable (``<pname>_signed``) is
+    bimodal when the posterior stays away from 0, so it is dropped from stored results and
+    never judged by the gates; ``pname`` is.
+    """
+    p = spec.prior(pname)
+    params: dict[str, Any] = dict(p.params)
+    if p.marker_scaled and scale is not None:
+        params["sigma"] = params.get("sigma", 1.0) * np.asarray(scale)
+    dist = _SIGNED[p.dist]
+    params["mu"] = 0.0
+    cls = getattr(pm, dist)
+    x = cls(pname + SIGNED_SUFFIX, **{k: params[k] for k in _PARAM_KEYS[dist] if k in params}, dims=dims)
+    pm.Deterministic(pname, pt.abs(x), dims=dims)
+    return x
 
 
 def prior_var(spec: ModelSpec, pname: str, *, scale=None, dims=None, name: str | None = None, shift=None):
@@ -187,7 +220,12 @@ def build_joint(design: Design) -> pm.Model:
                 # Lab-specific patient intercepts only: the CT score's own patient deviation *is*
                 # the shared severity, which pins the factor to the CT score (no second mode in
                 # which the factor follows the labs and the CT score goes its own way).
-                spec_sd = prior_var(spec, "specific_sd", scale=scale[1:], dims="lab")
+                # With the intercepts integrated out only specific_sd**2 enters the likelihood,
+                # so it can be sampled signed (signed_scale_var): no boundary at 0 to mix into.
+                if marginal and spec.prior("specific_sd").dist in _SIGNED:
+                    spec_sd = signed_scale_var(spec, "specific_sd", scale=scale[1:], dims="lab")
+                else:
+                    spec_sd = prior_var(spec, "specific_sd", scale=scale[1:], dims="lab")
             if spec.specific_intercepts and K > 1 and not marginal:
                 zv = pm.Normal("specific_z", 0.0, 1.0, dims=("patient", "lab"))
                 v_lab = pm.Deterministic("specific", zv * spec_sd, dims=("patient", "lab"))
@@ -286,7 +324,9 @@ def build_joint(design: Design) -> pm.Model:
                 # normal per patient and lab): no funnel between specific_sd and the intercepts.
                 pm.Potential(
                     "lab_obs",
-                    pt.sum(lab_marginal_logp(labs.value - eta_lab, labs_groups(design), noise, spec_sd)),
+                    lab_marginal_logp_total(
+                        labs.value - eta_lab, labs.marker - 1, labs_groups(design), noise, spec_sd, K - 1
+                    ),
                 )
             else:
                 pm.Normal("lab_obs", mu=eta_lab, sigma=sd_obs, observed=labs.value, dims="lab_value")
@@ -384,6 +424,33 @@ def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
     return -0.5 * (
         n * np.log(2 * np.pi) + (n - 1) * log(s2_noise) + log(denom) + (s2 - t2 * s1**2 / denom) / s2_noise
     )
+
+
+def lab_marginal_logp_total(resid, lab, groups, noise_sd, specific_sd, n_labs: int):
+    """The sum over all groups of :func:`lab_marginal_logp`, for the model graph.
+
+    Per group, with rho = t^2 / s^2 and standardised residuals z = r / s, the log-density is
+    -1/2 [n log 2 pi + n log s^2 + log(1 + n rho) + sum z^2 - rho / (1 + n rho) (sum z)^2].
+    The logarithms depend on the lab alone or on the lab and the group size, so they are
+    evaluated once per lab and once per distinct (lab, size) pair instead of twice per group;
+    the squares need one sum over values, and only ``sum z`` is summed per group.
+    ``lab`` is each value's lab index (of ``n_labs``).
+    """
+    gid, lab_of_group, _, n = groups
+    pairs, pair_of_group, pair_count = np.unique(
+        np.c_[lab_of_group, n], axis=0, return_inverse=True, return_counts=True
+    )
+    pair_lab, pair_n = pairs[:, 0].astype(np.int64), pairs[:, 1]
+    n_per_lab = np.bincount(lab, minlength=n_labs)
+    inv_s = 1.0 / noise_sd
+    z = resid * inv_s[lab]
+    sum_z = pt.inc_subtensor(pt.zeros(len(n))[gid], z)
+    rho = (specific_sd * inv_s) ** 2
+    n_rho = pair_n * rho[pair_lab]
+    shrink = (rho[pair_lab] / (1.0 + n_rho))[pair_of_group.ravel()]
+    log_det = pt.sum(n_per_lab * pt.log(noise_sd**2)) + pt.sum(pair_count * pt.log1p(n_rho))
+    quad = pt.sum(z**2) - pt.sum(shrink * sum_z**2)
+    return -0.5 * (len(lab) * np.log(2 * np.pi) + log_det + quad)
 
 
 def _sd_dist(spec: ModelSpec, pname: str, scale: np.ndarray):

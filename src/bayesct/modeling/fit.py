@@ -30,7 +30,7 @@ from bayesct.checks.convergence import Diagnostics, compute_diagnostics, warn_if
 from bayesct.constants import CI_PROB
 from bayesct.data.cohort import Cohort
 from bayesct.errors import BayesctError, NotFittedError, SpecError
-from bayesct.modeling.builders import build_model
+from bayesct.modeling.builders import SIGNED_SUFFIX, build_model
 from bayesct.modeling.design import Design, build_design
 from bayesct.modeling.spec import ModelSpec, load_spec, parse_spec
 
@@ -283,12 +283,17 @@ def _sample(
 def _keep_groups(tree: xr.DataTree) -> xr.DataTree:
     """Only posterior, sample_stats and observed_data (drop warm-up and unconstrained draws).
 
-    The shared severity's SDs are added under their effect names as ``severity_sd``.
+    Signed scales (``*_signed``) are dropped: their absolute values are stored under the
+    parameter's own name. The shared severity's SDs are added under their effect names as
+    ``severity_sd``.
     """
     keep = {
         k: tree[k].to_dataset() for k in ("posterior", "sample_stats", "observed_data") if k in tree.children
     }
     post = keep.get("posterior")
+    if post is not None:
+        post = post.drop_vars([v for v in post.data_vars if str(v).endswith(SIGNED_SUFFIX)])
+        keep["posterior"] = post
     if post is not None and "severity_cov_stds" in post and "severity_sd" not in post:
         stds = post["severity_cov_stds"]
         named = stds.rename({stds.dims[-1]: "effect"}).assign_coords(effect=["intercept", "slope"])
