@@ -62,16 +62,26 @@ _PARAM_KEYS = {
 }
 
 
-def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None = None) -> pm.Distribution:
-    """An unnamed PyMC distribution for prior ``pname`` (``.dist``), scaled when marker_scaled."""
+def _scaled_params(spec: ModelSpec, pname: str, scale) -> tuple[str, dict[str, Any]]:
+    """The distribution name and parameters of prior ``pname``, scaled by ``scale`` when marker_scaled."""
     p = spec.prior(pname)
     params: dict[str, Any] = dict(p.params)
     if p.marker_scaled and scale is not None:
-        for key in ("sigma", "lam"):
-            if key in params:
-                params[key] = params[key] * scale if key == "sigma" else params[key] / scale
-    cls = getattr(pm, p.dist)
-    return cls.dist(**{k: params[k] for k in _PARAM_KEYS[p.dist] if k in params})
+        if "sigma" in params:
+            params["sigma"] = params["sigma"] * np.asarray(scale)
+        if "lam" in params:
+            params["lam"] = params["lam"] / np.asarray(scale)
+    return p.dist, params
+
+
+def _keyword_args(dist: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {k: params[k] for k in _PARAM_KEYS[dist] if k in params}
+
+
+def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None = None) -> pm.Distribution:
+    """An unnamed PyMC distribution for prior ``pname`` (``.dist``), scaled when marker_scaled."""
+    dist, params = _scaled_params(spec, pname, scale)
+    return getattr(pm, dist).dist(**_keyword_args(dist, params))
 
 
 # Half-distributions and the symmetric distribution whose absolute value has that law.
@@ -92,14 +102,9 @@ def signed_scale_var(spec: ModelSpec, pname: str, *, scale=None, dims=None) -> p
     bimodal when the posterior stays away from 0, so it is dropped from stored results and
     never judged by the gates; ``pname`` is.
     """
-    p = spec.prior(pname)
-    params: dict[str, Any] = dict(p.params)
-    if p.marker_scaled and scale is not None:
-        params["sigma"] = params.get("sigma", 1.0) * np.asarray(scale)
-    dist = _SIGNED[p.dist]
-    params["mu"] = 0.0
-    cls = getattr(pm, dist)
-    x = cls(pname + SIGNED_SUFFIX, **{k: params[k] for k in _PARAM_KEYS[dist] if k in params}, dims=dims)
+    half, params = _scaled_params(spec, pname, scale)
+    dist = _SIGNED[half]
+    x = getattr(pm, dist)(pname + SIGNED_SUFFIX, **_keyword_args(dist, params | {"mu": 0.0}), dims=dims)
     pm.Deterministic(pname, pt.abs(x), dims=dims)
     return x
 
@@ -111,19 +116,12 @@ def prior_var(spec: ModelSpec, pname: str, *, scale=None, dims=None, name: str |
     ``x + shift`` for ``x`` with the spec's prior, the change of variables used by the
     cohort-mean reparameterisation (see :func:`_cohort_mean_split`).
     """
-    p = spec.prior(pname)
-    params: dict[str, Any] = dict(p.params)
-    if p.marker_scaled and scale is not None:
-        if "sigma" in params:
-            params["sigma"] = params["sigma"] * np.asarray(scale)
-        if "lam" in params:
-            params["lam"] = params["lam"] / np.asarray(scale)
+    dist, params = _scaled_params(spec, pname, scale)
     if shift is not None:
-        if "mu" not in _PARAM_KEYS[p.dist]:
-            raise ValueError(f"prior {pname} must be a location family (Normal or StudentT), not {p.dist}")
+        if "mu" not in _PARAM_KEYS[dist]:
+            raise ValueError(f"prior {pname} must be a location family (Normal or StudentT), not {dist}")
         params["mu"] = params.get("mu", 0.0) + shift
-    cls = getattr(pm, p.dist)
-    return cls(name or pname, **{k: params[k] for k in _PARAM_KEYS[p.dist] if k in params}, dims=dims)
+    return getattr(pm, dist)(name or pname, **_keyword_args(dist, params), dims=dims)
 
 
 def _lkj_eta(spec: ModelSpec, pname: str) -> float:
@@ -218,8 +216,9 @@ def build_joint(design: Design) -> pm.Model:
             spec_sd = None
             if spec.specific_intercepts and K > 1:
                 # Lab-specific patient intercepts only: the CT score's own patient deviation *is*
-                # the shared severity, which pins the factor to the CT score (no second mode in
-                # which the factor follows the labs and the CT score goes its own way).
+                # the shared severity, which pins the factor to the CT score (a second mode in which
+                # the factor follows the labs and the CT score goes its own way then needs the CT
+                # score to be nearly pure noise; a chain can still settle there, see the README).
                 # With the intercepts integrated out only specific_sd**2 enters the likelihood,
                 # so it can be sampled signed (signed_scale_var): no boundary at 0 to mix into.
                 if marginal and spec.prior("specific_sd").dist in _SIGNED:

@@ -293,9 +293,9 @@ def _keep_groups(tree: xr.DataTree) -> xr.DataTree:
     post = keep.get("posterior")
     if post is not None:
         post = post.drop_vars([v for v in post.data_vars if str(v).endswith(SIGNED_SUFFIX)])
+        if "severity_cov_stds" in post and "severity_sd" not in post:
+            stds = post["severity_cov_stds"]
+            named = stds.rename({stds.dims[-1]: "effect"}).assign_coords(effect=["intercept", "slope"])
+            post = post.assign(severity_sd=named)
         keep["posterior"] = post
-    if post is not None and "severity_cov_stds" in post and "severity_sd" not in post:
-        stds = post["severity_cov_stds"]
-        named = stds.rename({stds.dims[-1]: "effect"}).assign_coords(effect=["intercept", "slope"])
-        keep["posterior"] = post.assign(severity_sd=named)
     return xr.DataTree.from_dict(keep)
