@@ -177,7 +177,7 @@ def test_beta_binomial_logp_equals_scipy(phi):
     """The CT likelihood with its precision terms hoisted is the beta-binomial, to rounding."""
     from scipy import stats
 
-    from bayesct.modeling.builders import _beta_binomial_random, beta_binomial_logp
+    from bayesct.modeling.builders import _beta_binomial_logit_random, beta_binomial_logp
 
     rng = np.random.default_rng(0)
     k = np.arange(25).repeat(4)
@@ -186,7 +186,7 @@ def test_beta_binomial_logp_equals_scipy(phi):
     np.testing.assert_allclose(
         ours, stats.betabinom.logpmf(k, 24, mu * phi, (1 - mu) * phi), rtol=1e-12, atol=1e-9
     )
-    draws = _beta_binomial_random(np.full(20000, 0.3), phi, rng=rng, size=20000)
+    draws = _beta_binomial_logit_random(np.full(20000, np.log(0.3 / 0.7)), phi, rng=rng, size=20000)
     assert draws.min() >= 0 and draws.max() <= 24
     assert draws.mean() == pytest.approx(24 * 0.3, rel=0.02)
 

@@ -29,6 +29,11 @@ r"""PyMC graphs of the bayesct model families.
     sampled signed (``specific_sd_signed``, see :func:`signed_scale_var`);
     ``specific_sd`` is its absolute value.
 
+    Computation (the same model either way): by default the CT and lab likelihoods and
+    the linear predictor of every observation are the fused kernels of
+    :mod:`bayesct.modeling.kernels`; ``fused=False`` builds them from PyTensor
+    operations, for backends that cannot run those kernels (JAX).
+
 ``scan_logistic`` family
     .. math::
 
@@ -50,6 +55,7 @@ from pymc.distributions.dist_math import binomln
 
 from bayesct.constants import CT, CT_MAX, GROUP_LABELS
 from bayesct.modeling.design import Design, linear_spline_coef, spline_basis, time_transform
+from bayesct.modeling.kernels import beta_binomial_logit, lab_marginal, linear_predictor
 from bayesct.modeling.spec import ModelSpec
 
 _PARAM_KEYS = {
@@ -173,8 +179,13 @@ def _cohort_mean_split(name: str, n_patients: int) -> tuple[pt.TensorVariable, p
     return dev.T + mean[None, :], mean
 
 
-def build_joint(design: Design) -> pm.Model:
-    """The PyMC model of the ``joint`` family for ``design``."""
+def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
+    """The PyMC model of the ``joint`` family for ``design``.
+
+    ``fused`` computes the CT and lab likelihoods with the kernels of
+    :mod:`bayesct.modeling.kernels` (numba and C modes); ``False`` builds the same
+    densities from PyTensor operations (any mode, JAX included).
+    """
     spec = design.spec
     coords = design.coords()
     ct, labs = design.ct, design.labs
@@ -190,7 +201,9 @@ def build_joint(design: Design) -> pm.Model:
     g_lab = time_transform(labs.day, spec)
     c_lin = linear_spline_coef(spec)  # B(t) @ c_lin = g(t) within the boundary
     g_ref = float(time_transform(np.array([spec.reference_day]), spec)[0])
-    with pm.Model(coords=coords) as model:
+    # Every bounded parameter is sampled through a transform (or signed), so PyMC's support
+    # checks can never fail: check_bounds=False drops them from the compiled log-density.
+    with pm.Model(coords=coords, check_bounds=False) as model:
         if spec.structure == "factor":
             model.add_coord("effect", ["intercept", "slope"])
             chol, corr, _ = pm.LKJCholeskyCov(
@@ -231,13 +244,12 @@ def build_joint(design: Design) -> pm.Model:
                 v = pt.concatenate([pt.zeros((design.n_patients, 1)), v_lab], axis=1)
             else:
                 v = None
-            # One-dimensional gathers only: their gradients are cheap scatter-adds, where
-            # u[idx, 0]-style indexing costs a general advanced increment per term.
-            u0, u1 = u[:, 0], u[:, 1]
-            traj_ct = u0[ct.patient] + u1[ct.patient] * g_ct
-            traj_lab = lam[labs.marker] * (u0[labs.patient] + u1[labs.patient] * g_lab)
-            if v is not None:
-                traj_lab = traj_lab + v.ravel()[labs.patient * K + labs.marker]
+            # Trajectory of observation j: loading[marker] (u[patient, 0] + u[patient, 1] g(t)),
+            # read from the flat effects (see _predictor below).
+            effects_flat, loading_vec = u.ravel(), lam
+            a_idx = 2 * np.r_[ct.patient, labs.patient]
+            b_idx = a_idx + 1
+            extra_lab = None if v is None else v.ravel()[labs.patient * K + labs.marker]
 
             # for the mortality terms: effects, effects padded for "no slope", CT slope column
             effects_pat, effects_pat_pad, effects_mean, effects_mean_pad = u, u, u_mean, u_mean
@@ -270,49 +282,53 @@ def build_joint(design: Design) -> pm.Model:
             curve_shift = pt.tensordot(b_mean, shift_basis, axes=1)
             b_pad = pt.concatenate([b, pt.zeros((design.n_patients, 1))], axis=1)  # column -1 = no slope
             slope_idx = np.where(slope_col < 0, E, slope_col)
-            traj_ct = b[:, 0][ct.patient] + b_pad[:, slope_idx[0]][ct.patient] * g_ct
-            traj_lab = (
-                b.ravel()[labs.patient * E + labs.marker]
-                + b_pad.ravel()[labs.patient * (E + 1) + slope_idx[labs.marker]] * g_lab
-            )
+            # Trajectory of observation j: b[patient, marker] + b_pad[patient, slope column] g(t).
+            effects_flat, loading_vec, extra_lab = b_pad.ravel(), pt.ones(K), None
+            obs_patient = np.r_[ct.patient, labs.patient]
+            obs_marker = np.r_[np.zeros(len(ct.patient), dtype=np.int64), labs.marker]
+            a_idx = obs_patient * (E + 1) + obs_marker
+            b_idx = obs_patient * (E + 1) + slope_idx[obs_marker]
             effects_pat, effects_pat_pad = b, b_pad
             effects_mean, effects_mean_pad = b_mean, pt.concatenate([b_mean, pt.zeros(1)])
             ct_slope_col, shared_names = int(slope_col[0]), [f"re[{e}]" for e in effects]
 
         W = _population_curves(spec, design, ("group",) if by_group else (), curve_shift)
-        # The curves at the distinct observation days, then one flat gather per observation.
+        # The curves at the distinct observation days, flattened as ([group,] marker, day).
         days, day_idx = np.unique(np.r_[ct.day, labs.day], return_inverse=True)
         D = len(days)
-        curves = pt.matmul(W, spline_basis(days, spec).T).ravel()  # ([group,] marker, day)
-        day_ct, day_lab = day_idx[: len(ct.day)], day_idx[len(ct.day) :]
+        curves = pt.matmul(W, spline_basis(days, spec).T).ravel()
+        obs_marker = np.r_[np.zeros(len(ct.day), dtype=np.int64), labs.marker]
+        curve_idx = obs_marker * D + day_idx
         if by_group:
-            grp_ct = design.died[ct.patient].astype(np.int64)
-            grp_lab = design.died[labs.patient].astype(np.int64)
-            f_ct = curves[grp_ct * K * D + day_ct]
-            f_lab = curves[grp_lab * K * D + labs.marker * D + day_lab]
-        else:
-            f_ct = curves[day_ct]
-            f_lab = curves[labs.marker * D + day_lab]
+            curve_idx = curve_idx + design.died[np.r_[ct.patient, labs.patient]].astype(np.int64) * K * D
+        predictor_data = {
+            "offset": centre[obs_marker],
+            "curve_idx": curve_idx,
+            "loading_idx": obs_marker,
+            "a_idx": a_idx,
+            "b_idx": b_idx,
+            "time": np.r_[g_ct, g_lab],
+        }
+        eta_ct, eta_lab = _predictor(curves, effects_flat, loading_vec, predictor_data, len(ct.day), fused)
+        if extra_lab is not None:
+            eta_lab = eta_lab + extra_lab
 
-        eta_ct = centre[0] + f_ct + traj_ct
-        mu_ct = pm.math.sigmoid(eta_ct)
         if spec.ct_likelihood == "beta_binomial":
             phi = prior_var(spec, "ct_phi")
             pm.CustomDist(
                 "ct_obs",
-                mu_ct,
+                eta_ct,
                 phi,
-                logp=beta_binomial_logp,
-                random=_beta_binomial_random,
+                logp=_beta_binomial_logit_fused if fused else _beta_binomial_logit_logp,
+                random=_beta_binomial_logit_random,
                 dtype="int64",
                 observed=ct.value,
                 dims="ct_scan",
             )
         else:
-            pm.Binomial("ct_obs", n=CT_MAX, p=mu_ct, observed=ct.value, dims="ct_scan")
+            pm.Binomial("ct_obs", n=CT_MAX, logit_p=eta_ct, observed=ct.value, dims="ct_scan")
 
         if K > 1:
-            eta_lab = centre[labs.marker] + f_lab + traj_lab
             noise = prior_var(spec, "noise_sd", scale=scale[1:], dims="lab")
             sd_obs = noise[labs.marker - 1]
             if spec.lab_likelihood == "student_t":
@@ -321,10 +337,13 @@ def build_joint(design: Design) -> pm.Model:
             elif spec.structure == "factor" and spec_sd is not None:
                 # Gaussian lab-specific intercepts integrated out analytically (compound-symmetric
                 # normal per patient and lab): no funnel between specific_sd and the intercepts.
+                groups = labs_groups(design)
                 pm.Potential(
                     "lab_obs",
-                    lab_marginal_logp_total(
-                        labs.value - eta_lab, labs.marker - 1, labs_groups(design), noise, spec_sd, K - 1
+                    lab_marginal(eta_lab, noise, spec_sd, labs.value, groups)
+                    if fused
+                    else lab_marginal_logp_total(
+                        labs.value - eta_lab, labs.marker - 1, groups, noise, spec_sd, K - 1
                     ),
                 )
             else:
@@ -357,6 +376,23 @@ def build_joint(design: Design) -> pm.Model:
                 logit_p = logit_p + pt.dot(design.covariates, beta)
             pm.Bernoulli("died_obs", logit_p=logit_p, observed=design.died, dims="patient")
     return model
+
+
+def _predictor(curves, effects, loading, data: dict[str, np.ndarray], split: int, fused: bool) -> list:
+    """The linear predictors of the CT scores (the first ``split``) and of the lab values.
+
+    Observation j: ``offset + curves[curve_idx] + loading[loading_idx] (effects[a_idx] +
+    effects[b_idx] time)``; fused, one :class:`~bayesct.modeling.kernels.LinearPredictor`
+    node, else one-dimensional gathers (whose gradients are scatter-adds).
+    """
+    if fused:
+        return linear_predictor(curves, effects, loading, data, split)
+    eta = (
+        data["offset"]
+        + curves[data["curve_idx"]]
+        + loading[data["loading_idx"]] * (effects[data["a_idx"]] + effects[data["b_idx"]] * data["time"])
+    )
+    return [eta[:split], eta[split:]]
 
 
 def labs_groups(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -394,7 +430,19 @@ def beta_binomial_logp(value, mu, phi):
     )
 
 
-def _beta_binomial_random(mu, phi, rng=None, size=None):
+def _beta_binomial_logit_logp(value, eta, phi):
+    """:func:`beta_binomial_logp` on the logit scale, from PyTensor operations."""
+    return beta_binomial_logp(value, pm.math.sigmoid(eta), phi)
+
+
+def _beta_binomial_logit_fused(value, eta, phi):
+    """:func:`_beta_binomial_logit_logp` through the fused kernel (``phi`` one value, which
+    CustomDist hands over broadcast to shape (1,))."""
+    return beta_binomial_logit(eta, pt.as_tensor_variable(phi).reshape(()), value, CT_MAX)
+
+
+def _beta_binomial_logit_random(eta, phi, rng=None, size=None):
+    mu = 1.0 / (1.0 + np.exp(-eta))
     p = rng.beta(mu * phi, (1.0 - mu) * phi, size=size)
     return rng.binomial(CT_MAX, p, size=size)
 
@@ -483,8 +531,8 @@ def build_scan_logistic(design: Design) -> pm.Model:
     return model
 
 
-def build_model(design: Design) -> pm.Model:
-    """Dispatch on the spec's family."""
+def build_model(design: Design, *, fused: bool = True) -> pm.Model:
+    """Dispatch on the spec's family (``fused``: see :func:`build_joint`)."""
     if design.spec.family == "scan_logistic":
         return build_scan_logistic(design)
-    return build_joint(design)
+    return build_joint(design, fused=fused)

@@ -181,7 +181,8 @@ class JointModel:
             raise SpecError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         settings = self.sampler_settings(draws=draws, tune=tune, chains=chains)
         design = self.design(cohort)
-        model = build_model(design)
+        # The fused likelihood kernels run in numba (nutpie) and C (PyMC) modes, not in JAX.
+        model = build_model(design, fused=sampler != "numpyro")
         n_cores = cores or min(settings["chains"], os.cpu_count() or 1)
         t0 = time.perf_counter()
         key = None

@@ -206,12 +206,12 @@ def model_key(design: Any) -> str | None:
     import pytensor
 
     from bayesct import constants
-    from bayesct.modeling import builders, spec
+    from bayesct.modeling import builders, kernels, spec
     from bayesct.modeling import design as design_mod
 
     h = hashlib.sha256(f"{_KEY_VERSION}|{_versions()}|".encode())
     h.update(f"{pytensor.config.floatX}|{pytensor.config.numba__fastmath}".encode())
-    for mod in (builders, design_mod, spec, constants):
+    for mod in (builders, kernels, design_mod, spec, constants):
         h.update(Path(str(mod.__file__)).read_bytes())
     try:
         _digest(design, h)
@@ -316,6 +316,15 @@ def _write_record(path: Path, compiled: Any, keys: dict[str, str], support: np.n
     os.replace(tmp, path)
 
 
+def _freeze(model: Any) -> Any:
+    """``freeze_dims_and_data(model)``, keeping the model's ``check_bounds`` (which it resets)."""
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    frozen = freeze_dims_and_data(model)
+    frozen.check_bounds = model.check_bounds
+    return frozen
+
+
 def compile_model(model: Any, key: str | None = None) -> Any:
     """``nutpie.compile_pymc_model(model, freeze_model=True)``, from the caches when they have it.
 
@@ -323,10 +332,9 @@ def compile_model(model: Any, key: str | None = None) -> Any:
     it only the C callbacks are cached.
     """
     import nutpie
-    from pymc.model.transform.optimization import freeze_dims_and_data
 
     if not enabled():
-        frozen = freeze_dims_and_data(model)
+        frozen = _freeze(model)
         return _with_jittered_point(frozen, nutpie.compile_pymc_model(frozen, freeze_model=False))[0]
     path = _record_path(key) if key is not None else None
     if path is not None and path.is_file():
@@ -337,7 +345,7 @@ def compile_model(model: Any, key: str | None = None) -> Any:
             compiled = None
         if compiled is not None:
             return compiled
-    frozen = freeze_dims_and_data(model)  # what freeze_model=True would do, done once for both uses
+    frozen = _freeze(model)  # what freeze_model=True would do, done once for both uses
     with _keyed_callbacks() as keys:
         compiled = nutpie.compile_pymc_model(frozen, freeze_model=False, cache=True)
     compiled, support = _with_jittered_point(frozen, compiled)
