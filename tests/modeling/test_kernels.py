@@ -193,4 +193,6 @@ def test_fused_graph_compiles_to_numba_and_agrees_with_c(small_cohort):
 def test_kernel_ops_reject_misshapen_inputs():
     with pytest.raises(TypeError, match="vector eta, a scalar phi"):
         BetaBinomialLogit(24)(pt.dmatrix(), pt.dscalar(), pt.lvector())
+    with pytest.raises(ValueError, match=r"counts must lie in 0\.\.24"):
+        beta_binomial_logit(pt.dvector(), 3.0, np.array([0, 25]), 24)
     assert LinearPredictor(3) == LinearPredictor(3) and LinearPredictor(3) != LinearPredictor(4)

@@ -20,6 +20,10 @@ wrapped in a PyTensor ``Op`` whose gradient is that precomputed output:
     density of :func:`~bayesct.modeling.builders.lab_marginal_logp`), with the
     logarithms taken once per lab and once per distinct (lab, group size) pair.
 
+:class:`LinearPredictor` (and :class:`LinearPredictorGrad`)
+    Every observation's linear predictor, population curve plus loading times the
+    patient's intercept and slope, in place of a gather and a scatter-add per term.
+
 The model is unchanged: ``build_model(design, fused=False)`` builds the same
 densities from PyTensor's own operations, and the tests hold the two equal in
 log-density and gradient. In numba mode (nutpie) the kernels are compiled into
@@ -44,7 +48,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch import basic as numba_basic
 
 _LOG_2PI = math.log(2.0 * math.pi)
-# Below this, a product of up to ~30 factors (a + k) stays far from overflow.
+# Below this, a product of up to 30 factors (a + k) stays far from overflow (1e8^30 = 1e240).
 _PRODUCT_SAFE = 1e8
 
 
@@ -91,7 +95,7 @@ def beta_binomial_logit_kernel(
     log_choose = np.zeros(n_trials + 1)
     for k in range(1, n_trials + 1):
         log_choose[k] = log_choose[k - 1] + math.log((n_trials - k + 1) / k)
-    small = phi < _PRODUCT_SAFE
+    small = phi < _PRODUCT_SAFE and n_trials <= 30
     if small:
         p_phi, phi_rise_sum = _rising(phi, n_trials)
         log_phi_rise = math.log(p_phi)
@@ -297,7 +301,18 @@ class LabMarginal(Op):
 
 
 def beta_binomial_logit(eta: Any, phi: Any, counts: Any, n_trials: int) -> Any:
-    """Per-count beta-binomial log-pmf (a PyTensor vector) through the fused kernel."""
+    """Per-count beta-binomial log-pmf (a PyTensor vector) through the fused kernel.
+
+    The kernel indexes a table by count: counts must lie in 0..n_trials (checked here
+    when they are data; the cohort's validation guarantees it for CT scores).
+    """
+    data = counts.data if isinstance(counts, pt.TensorConstant) else counts
+    if (
+        isinstance(data, np.ndarray | list)
+        and np.size(data)
+        and not (np.min(data) >= 0 and np.max(data) <= n_trials)
+    ):
+        raise ValueError(f"beta-binomial counts must lie in 0..{n_trials}")
     return BetaBinomialLogit(n_trials).make_node(eta, phi, counts).outputs[0]
 
 
