@@ -201,6 +201,9 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
     g_lab = time_transform(labs.day, spec)
     c_lin = linear_spline_coef(spec)  # B(t) @ c_lin = g(t) within the boundary
     g_ref = float(time_transform(np.array([spec.reference_day]), spec)[0])
+    # Every observation, CT scores first: its patient and marker (0 = CT score).
+    obs_patient = np.r_[ct.patient, labs.patient]
+    obs_marker = np.r_[np.zeros(len(ct.patient), dtype=np.int64), labs.marker]
     # Every bounded parameter is sampled through a transform (or signed), so PyMC's support
     # checks can never fail: check_bounds=False drops them from the compiled log-density.
     with pm.Model(coords=coords, check_bounds=False) as model:
@@ -247,7 +250,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             # Trajectory of observation j: loading[marker] (u[patient, 0] + u[patient, 1] g(t)),
             # read from the flat effects (see _predictor below).
             effects_flat, loading_vec = u.ravel(), lam
-            a_idx = 2 * np.r_[ct.patient, labs.patient]
+            a_idx = 2 * obs_patient
             b_idx = a_idx + 1
             extra_lab = None if v is None else v.ravel()[labs.patient * K + labs.marker]
 
@@ -284,8 +287,6 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             slope_idx = np.where(slope_col < 0, E, slope_col)
             # Trajectory of observation j: b[patient, marker] + b_pad[patient, slope column] g(t).
             effects_flat, loading_vec, extra_lab = b_pad.ravel(), pt.ones(K), None
-            obs_patient = np.r_[ct.patient, labs.patient]
-            obs_marker = np.r_[np.zeros(len(ct.patient), dtype=np.int64), labs.marker]
             a_idx = obs_patient * (E + 1) + obs_marker
             b_idx = obs_patient * (E + 1) + slope_idx[obs_marker]
             effects_pat, effects_pat_pad = b, b_pad
@@ -297,10 +298,9 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
         days, day_idx = np.unique(np.r_[ct.day, labs.day], return_inverse=True)
         D = len(days)
         curves = pt.matmul(W, spline_basis(days, spec).T).ravel()
-        obs_marker = np.r_[np.zeros(len(ct.day), dtype=np.int64), labs.marker]
         curve_idx = obs_marker * D + day_idx
         if by_group:
-            curve_idx = curve_idx + design.died[np.r_[ct.patient, labs.patient]].astype(np.int64) * K * D
+            curve_idx = curve_idx + design.died[obs_patient].astype(np.int64) * K * D
         predictor_data = {
             "offset": centre[obs_marker],
             "curve_idx": curve_idx,
