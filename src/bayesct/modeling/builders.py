@@ -55,7 +55,7 @@ from pymc.distributions.dist_math import binomln
 
 from bayesct.constants import CT, CT_MAX, GROUP_LABELS
 from bayesct.modeling.design import Design, linear_spline_coef, spline_basis, time_transform
-from bayesct.modeling.kernels import beta_binomial_logit, lab_marginal, linear_predictor
+from bayesct.modeling.kernels import beta_binomial_logit, lab_marginal, lab_size_pairs, linear_predictor
 from bayesct.modeling.spec import ModelSpec
 
 _PARAM_KEYS = {
@@ -483,18 +483,15 @@ def lab_marginal_logp_total(resid, lab, groups, noise_sd, specific_sd, n_labs: i
     the squares need one sum over values, and only ``sum z`` is summed per group.
     ``lab`` is each value's lab index (of ``n_labs``).
     """
-    gid, lab_of_group, _, n = groups
-    pairs, pair_of_group, pair_count = np.unique(
-        np.c_[lab_of_group, n], axis=0, return_inverse=True, return_counts=True
-    )
-    pair_lab, pair_n = pairs[:, 0].astype(np.int64), pairs[:, 1]
+    gid, _, _, n = groups
+    pair_of_group, pair_lab, pair_n, pair_count = lab_size_pairs(groups)
     n_per_lab = np.bincount(lab, minlength=n_labs)
     inv_s = 1.0 / noise_sd
     z = resid * inv_s[lab]
     sum_z = pt.inc_subtensor(pt.zeros(len(n))[gid], z)
     rho = (specific_sd * inv_s) ** 2
     n_rho = pair_n * rho[pair_lab]
-    shrink = (rho[pair_lab] / (1.0 + n_rho))[pair_of_group.ravel()]
+    shrink = (rho[pair_lab] / (1.0 + n_rho))[pair_of_group]
     log_det = pt.sum(n_per_lab * pt.log(noise_sd**2)) + pt.sum(pair_count * pt.log1p(n_rho))
     quad = pt.sum(z**2) - pt.sum(shrink * sum_z**2)
     return -0.5 * (len(lab) * np.log(2 * np.pi) + log_det + quad)

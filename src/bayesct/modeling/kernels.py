@@ -322,8 +322,7 @@ def lab_marginal(eta: Any, noise_sd: Any, specific_sd: Any, value: np.ndarray, g
     ``groups`` is :func:`~bayesct.modeling.builders.labs_groups`'s (group id per value,
     lab per group, patient per group, size per group).
     """
-    gid, lab_of_group, _, size = groups
-    pairs, pair_of_group = np.unique(np.c_[lab_of_group, size], axis=0, return_inverse=True)
+    pair_of_group, pair_lab, pair_n, _ = lab_size_pairs(groups)
     return (
         LabMarginal()
         .make_node(
@@ -331,12 +330,29 @@ def lab_marginal(eta: Any, noise_sd: Any, specific_sd: Any, value: np.ndarray, g
             noise_sd,
             specific_sd,
             np.asarray(value, dtype=float),
-            np.asarray(gid, dtype=np.int64),
-            pair_of_group.ravel().astype(np.int64),
-            pairs[:, 0].astype(np.int64),
-            pairs[:, 1].astype(float),
+            np.asarray(groups[0], dtype=np.int64),
+            pair_of_group,
+            pair_lab,
+            pair_n,
         )
         .outputs[0]
+    )
+
+
+def lab_size_pairs(groups: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (lab, group size) pairs of ``labs_groups``'s groups.
+
+    Returns each group's pair, and per pair its lab, its size and how many groups it has.
+    """
+    _, lab_of_group, _, size = groups
+    pairs, pair_of_group, count = np.unique(
+        np.c_[lab_of_group, size], axis=0, return_inverse=True, return_counts=True
+    )
+    return (
+        pair_of_group.ravel().astype(np.int64),
+        pairs[:, 0].astype(np.int64),
+        pairs[:, 1].astype(float),
+        count,
     )
 
 
