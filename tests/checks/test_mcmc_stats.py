@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -103,3 +104,33 @@ def test_dataset_diagnostics_keep_dims_and_coords(chains):
     )
     diag = compute_diagnostics(post, None, sampler="test", wall_seconds=0.0)
     assert diag.ess_bulk_min == pytest.approx(min(float(out["ess_bulk"][v].min()) for v in ("a", "b")))
+
+
+def _chains(rng, centres, sd=1.0, draws=500):
+    return np.stack([rng.normal(c, sd, size=draws) for c in centres])
+
+
+def test_rhat_failure_names_the_chain_in_another_mode():
+    rng = np.random.default_rng(5)
+    intercept = _chains(rng, [1.2, 1.2, 0.2, 1.2], sd=0.05)  # chain 3 elsewhere
+    slope = _chains(rng, [0.9, 0.9, 0.9, 0.9], sd=0.05)
+    post = xr.Dataset(
+        {"severity_sd": (("chain", "draw", "effect"), np.stack([intercept, slope], axis=-1))},
+        coords={"effect": ["intercept", "slope"]},
+    )
+    diag = compute_diagnostics(post, None, sampler="test", wall_seconds=0.0)
+    rhat_msg = next(f for f in diag.failures if f.startswith("R-hat"))
+    assert "chain 3 of 4 sits apart from the others on severity_sd[intercept]" in rhat_msg
+    medians = re.search(r"median ([\d.]+) against ([\d.]+)\)", rhat_msg)
+    assert medians and float(medians[1]) == pytest.approx(0.2, abs=0.01)
+    assert float(medians[2]) == pytest.approx(1.2, abs=0.01)
+    assert "another mode" in rhat_msg and "--seed" in rhat_msg
+
+
+def test_rhat_failure_without_a_lone_chain_gives_the_general_advice():
+    rng = np.random.default_rng(6)
+    # two chains against two: no single chain stands apart
+    post = xr.Dataset({"a": (("chain", "draw"), _chains(rng, [0.0, 0.0, 0.4, 0.4], sd=0.1, draws=400))})
+    diag = compute_diagnostics(post, None, sampler="test", wall_seconds=0.0)
+    rhat_msg = next(f for f in diag.failures if f.startswith("R-hat"))
+    assert "apart" not in rhat_msg and "run longer" in rhat_msg

@@ -11,7 +11,8 @@ import pytest
 from bayesct.cli import main
 from bayesct.data import write_cohort
 from bayesct.errors import BayesctError, ConvergenceWarning, SpecError
-from bayesct.modeling.fit import FitResult, JointModel
+from bayesct.modeling.builders import UNJITTERED_START
+from bayesct.modeling.fit import FitResult, JointModel, start_points
 
 DIAG_KEYS = {
     "rhat_max",
@@ -65,6 +66,23 @@ def test_same_seed_same_numbers(small_cohort):
         a = JointModel("scan_logistic").fit(small_cohort, draws=50, tune=50, chains=2, seed=11)
         b = JointModel("scan_logistic").fit(small_cohort, draws=50, tune=50, chains=2, seed=11)
     np.testing.assert_array_equal(a.posterior["mort_beta"].values, b.posterior["mort_beta"].values)
+
+
+def test_start_points_leave_the_loadings_at_zero(small_cohort):
+    """Every chain's labs loadings start at 0 (UNJITTERED_START); everything else is jittered, seeded."""
+    model = JointModel("joint").build(small_cohort)
+    assert "loading_lab" in UNJITTERED_START
+    points = start_points(model, 4, seed=3)
+    assert len(points) == 4
+    for point in points:
+        np.testing.assert_array_equal(point["loading_lab"], 0.0)
+    phis = [float(p["ct_phi"]) for p in points]
+    assert len(set(phis)) == 4  # jittered, differently per chain
+    again = start_points(model, 4, seed=3)
+    for a, b in zip(points, again, strict=True):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert float(start_points(model, 4, seed=4)[0]["ct_phi"]) != phis[0]
 
 
 def test_bad_options_are_refused(small_cohort):

@@ -58,6 +58,20 @@ def test_jittered_point_is_seeded():
     assert np.all(np.abs(point(7) - np.arange(5.0)) <= 1.0)
 
 
+def test_unjittered_coordinates_stay_at_the_support_point():
+    names, slices = ["a", "b", "c_expanded"], [slice(0, 2), slice(2, 5), slice(5, 6)]
+    mask = nutpie_cache.jitter_mask(names, slices, 5, {"b", "c_expanded"})
+    np.testing.assert_array_equal(mask, [1, 1, 0, 0, 0])  # c_expanded is past the sampled coordinates
+    support = np.arange(5.0)
+    point = JitteredPoint(support, mask)
+    for seed in range(5):
+        x = point(seed)
+        np.testing.assert_array_equal(x[2:], support[2:])
+        assert np.all(x[:2] != support[:2])
+    # the jittered coordinates draw what they drew without a mask
+    np.testing.assert_array_equal(point(3)[:2], JitteredPoint(support)(3)[:2])
+
+
 def _logp_and_grad(compiled, x):
     n = compiled.n_dim
     grad, logp = np.zeros(n), np.zeros(())
@@ -80,13 +94,21 @@ def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypa
     monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
     design = JointModel("scan_logistic").design(small_cohort)
     key = model_key(design)
-    fresh = nutpie_cache.compile_model(build_model(design), key)
+    fresh = nutpie_cache.compile_model(build_model(design), key, unjittered={"mort_beta"})
     record = json.loads((tmp_path / f"{key}.json").read_text())
     assert record["n_dim"] == fresh.n_dim
-    cached = nutpie_cache.compile_model(build_model(design), key)
+    cached = nutpie_cache.compile_model(build_model(design), key, unjittered={"mort_beta"})
     assert cached.logp_func is None  # rebuilt from the record: no PyTensor compilation
     assert cached.compiled_logp_func.cache_hits == 1
     assert cached.shape_info[0] == fresh.shape_info[0]
+    # both start every chain at the same points, with mort_beta unjittered
+    where = fresh.shape_info[1][fresh.shape_info[0].index("mort_beta")]
+    support = np.asarray(record["support_point"])
+    for seed in (0, 1):
+        start = fresh.initial_point_func(seed)
+        np.testing.assert_array_equal(start, cached.initial_point_func(seed))
+        np.testing.assert_array_equal(start[where], support[where])
+        assert np.all(np.delete(start - support, np.r_[where]) != 0)
     x = np.random.default_rng(0).normal(size=fresh.n_dim)
     lp_fresh, g_fresh = _logp_and_grad(fresh, x)
     lp_cached, g_cached = _logp_and_grad(cached, x)

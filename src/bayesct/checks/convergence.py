@@ -122,9 +122,10 @@ def compute_diagnostics(
     if chains < 2:
         failures.append("R-hat needs at least 2 chains: run with --chains 4.")
     elif not rhat_max <= GATE_RHAT_MAX:
+        odd = odd_chains(post, stats["rhat"], rhat_var)
         failures.append(
             f"R-hat {rhat_max:.3f} > {GATE_RHAT_MAX} (worst: {rhat_var}): chains disagree; "
-            "run longer (--tune, --draws) or more chains."
+            + (odd or "run longer (--tune, --draws) or more chains.")
         )
     if not ess_bulk >= GATE_ESS_MIN:
         failures.append(
@@ -157,6 +158,50 @@ def compute_diagnostics(
         wall_seconds=float(wall_seconds),
         worst={"rhat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var},
         failures=failures,
+    )
+
+
+def odd_chains(post: xr.Dataset, rhat: xr.Dataset, var: str) -> str:
+    """Which chains sit apart from the others on the worst-R-hat scalar of ``var``, in words.
+
+    A chain is apart when its median lies outside the central 95% of the other chains'
+    draws pooled: a chain in another mode, whose draws mixed into the rest would give a
+    posterior of two modes. Empty when no single chain stands apart (slow mixing rather
+    than another mode).
+    """
+    if var not in post or var not in rhat:
+        return ""
+    r = np.asarray(rhat[var].values, dtype=float)
+    if r.size == 0 or np.all(np.isnan(r)):
+        return ""
+    at = np.unravel_index(int(np.nanargmax(r)), r.shape) if r.ndim else ()
+    da = post[var]
+    rest = [d for d in da.dims if d not in ("chain", "draw")]
+    sel = {d: int(i) for d, i in zip(rest, at, strict=True)}
+    draws = np.asarray(da.isel(sel).transpose("chain", "draw").values, dtype=float)
+    label = var + (
+        "[" + ", ".join(str(da[d].values[i]) if d in da.coords else str(i) for d, i in sel.items()) + "]"
+        if sel
+        else ""
+    )
+    medians = np.median(draws, axis=1)
+    apart = []
+    for c in range(draws.shape[0]):
+        others = np.delete(draws, c, axis=0).ravel()
+        lo, hi = np.quantile(others, [0.025, 0.975])
+        if not lo <= medians[c] <= hi:
+            apart.append(c)
+    if not apart or len(apart) * 2 >= draws.shape[0]:
+        return ""
+    kept = np.delete(draws, apart, axis=0)
+    which = ", ".join(str(c + 1) for c in apart)
+    noun = "chain" if len(apart) == 1 else "chains"
+    verb = "sits" if len(apart) == 1 else "sit"
+    return (
+        f"{noun} {which} of {draws.shape[0]} {verb} apart from the others on {label} (median "
+        + ", ".join(f"{medians[c]:.3g}" for c in apart)
+        + f" against {np.median(kept):.3g}): another mode, which the posterior mixes in; "
+        "do not use these numbers. Rerun with another --seed or a longer --tune."
     )
 
 

@@ -30,7 +30,7 @@ from bayesct.checks.convergence import Diagnostics, compute_diagnostics, warn_if
 from bayesct.constants import CI_PROB
 from bayesct.data.cohort import Cohort
 from bayesct.errors import BayesctError, NotFittedError, SpecError
-from bayesct.modeling.builders import SIGNED_SUFFIX, build_model
+from bayesct.modeling.builders import SIGNED_SUFFIX, UNJITTERED_START, build_model
 from bayesct.modeling.design import Design, build_design
 from bayesct.modeling.spec import ModelSpec, load_spec, parse_spec
 
@@ -241,7 +241,7 @@ def _sample(
 
         # compile_model folds the data into the graph (nutpie's freeze_model) and caches the
         # compilation on disk, so only the first fit of a model and cohort pays for it.
-        compiled = compile_model(model, compile_key)
+        compiled = compile_model(model, compile_key, unjittered=UNJITTERED_START)
         # Variance-based mass matrix (Stan's estimator) rather than nutpie's gradient-based
         # default: on the joint spec it takes about twice the leapfrog steps per draw but gives
         # about twice the minimum ESS per draw, so more ESS per second once compilation is
@@ -257,7 +257,9 @@ def _sample(
             save_warmup=False,
             adaptation="draw_diag",
         )
-    extra: dict = {}
+    # Both samplers start from the same kind of point as nutpie: the jitter is applied here
+    # (start_points), so that the variables of UNJITTERED_START can be left out of it.
+    extra: dict = {"initvals": start_points(model, chains, seed), "init": "adapt_diag"}
     if sampler == "numpyro":
         try:
             import numpyro  # noqa: F401
@@ -265,7 +267,7 @@ def _sample(
             raise SpecError("the numpyro sampler needs the 'jax' extra: pip install 'bayesct[jax]'") from None
         # All chains in one XLA program: one accelerator (or one CPU device) runs them together
         # instead of one after another.
-        extra["nuts_sampler_kwargs"] = {"chain_method": "vectorized"}
+        extra = {"initvals": extra["initvals"], "nuts": {"chain_method": "vectorized", "jitter": False}}
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return pm.sample(
@@ -279,6 +281,21 @@ def _sample(
             compute_convergence_checks=False,
             **extra,
         )
+
+
+def start_points(model: pm.Model, chains: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """One starting point per chain: the support point, with U(-1, 1) jitter on the unconstrained scale.
+
+    As nutpie's :class:`~bayesct.modeling.nutpie_cache.JitteredPoint`, and as PyMC's
+    ``jitter+adapt_diag`` initialisation, except that the variables of ``UNJITTERED_START``
+    stay at their support point. Values are on the constrained scale, keyed by variable name.
+    """
+    from pymc.initial_point import make_initial_point_fn
+
+    jittered = {rv for rv in model.free_RVs if rv.name not in UNJITTERED_START}
+    point_fn = make_initial_point_fn(model=model, jitter_rvs=jittered, return_transformed=False)
+    seeds = np.random.default_rng(seed).integers(2**30, size=chains)
+    return [point_fn(int(s)) for s in seeds]
 
 
 def _keep_groups(tree: xr.DataTree) -> xr.DataTree:

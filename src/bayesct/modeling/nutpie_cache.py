@@ -37,7 +37,7 @@ import json
 import os
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -228,18 +228,31 @@ def _record_path(key: str) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class JitteredPoint:
-    """nutpie's initial point: the support point plus U(-1, 1) jitter on every unconstrained coordinate.
+    """nutpie's initial point: the support point plus U(-1, 1) jitter on the unconstrained coordinates.
 
     The same strategy as ``nutpie.compile_pymc_model``'s default, with numpy's
     generator seeded by nutpie's per-chain seed: thread-safe, and the same draws
-    whether or not the compilation came from the cache.
+    whether or not the compilation came from the cache. ``jittered`` (1 or 0 per
+    coordinate; all ones when omitted) leaves some coordinates at the support point.
     """
 
     support: np.ndarray
+    jittered: np.ndarray | None = None
 
     def __call__(self, seed: Any = None) -> np.ndarray:
         jitter = np.random.default_rng(seed).uniform(-1.0, 1.0, size=self.support.shape)
+        if self.jittered is not None:
+            jitter = jitter * self.jittered
         return np.ascontiguousarray(self.support + jitter, dtype=np.float64)
+
+
+def jitter_mask(names: list[str], slices: list[slice], n_dim: int, unjittered: Collection[str]) -> np.ndarray:
+    """1 for every coordinate of the flat unconstrained point that is jittered, 0 for those of ``unjittered``."""
+    mask = np.ones(n_dim)
+    for name, where in zip(names, slices, strict=False):
+        if name in unjittered and where.stop <= n_dim:
+            mask[where] = 0.0
+    return mask
 
 
 def _n_free(compiled: Any) -> int:
@@ -247,15 +260,16 @@ def _n_free(compiled: Any) -> int:
     return sum(1 for s in compiled.shape_info[1] if s.stop <= compiled.n_dim)
 
 
-def _with_jittered_point(frozen: Any, compiled: Any) -> tuple[Any, np.ndarray]:
+def _with_jittered_point(frozen: Any, compiled: Any, unjittered: Collection[str]) -> tuple[Any, np.ndarray]:
     """``compiled`` with :class:`JitteredPoint` at the (frozen) model's support point, and that point."""
     point = frozen.initial_point()
-    names = compiled.shape_info[0][: _n_free(compiled)]
-    support = np.concatenate([np.asarray(point[n], dtype=float).ravel() for n in names])
-    return dataclasses.replace(compiled, initial_point_func=JitteredPoint(support)), support
+    names, slices, _ = compiled.shape_info
+    support = np.concatenate([np.asarray(point[n], dtype=float).ravel() for n in names[: _n_free(compiled)]])
+    start = JitteredPoint(support, jitter_mask(list(names), list(slices), compiled.n_dim, unjittered))
+    return dataclasses.replace(compiled, initial_point_func=start), support
 
 
-def _from_record(model: Any, record: dict[str, Any]) -> Any:
+def _from_record(model: Any, record: dict[str, Any], unjittered: Collection[str]) -> Any:
     """nutpie's compiled model rebuilt from a record and the cached callbacks, or None."""
     import nutpie.compile_pymc as ncp
 
@@ -273,7 +287,9 @@ def _from_record(model: Any, record: dict[str, Any]) -> Any:
     n_free = int(record["n_free"])
     if sorted(v.name for v in model.value_vars) != sorted(names[:n_free]):  # (frozen order differs)
         return None
-    initial_point = JitteredPoint(np.asarray(record["support_point"], dtype=float))
+    initial_point = JitteredPoint(
+        np.asarray(record["support_point"], dtype=float), jitter_mask(names, slices, n_dim, unjittered)
+    )
     shape_info = (names, slices, shapes)
     reparameterized = list(record["reparameterized"])
     dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparameterized)
@@ -325,22 +341,24 @@ def _freeze(model: Any) -> Any:
     return frozen
 
 
-def compile_model(model: Any, key: str | None = None) -> Any:
+def compile_model(model: Any, key: str | None = None, unjittered: Collection[str] = ()) -> Any:
     """``nutpie.compile_pymc_model(model, freeze_model=True)``, from the caches when they have it.
 
     ``key`` is :func:`model_key` of the design ``model`` was built from; without
-    it only the C callbacks are cached.
+    it only the C callbacks are cached. Chains start at :class:`JitteredPoint`, with
+    the free variables named in ``unjittered`` at their support point.
     """
     import nutpie
 
     if not enabled():
         frozen = _freeze(model)
-        return _with_jittered_point(frozen, nutpie.compile_pymc_model(frozen, freeze_model=False))[0]
+        compiled = nutpie.compile_pymc_model(frozen, freeze_model=False)
+        return _with_jittered_point(frozen, compiled, unjittered)[0]
     path = _record_path(key) if key is not None else None
     if path is not None and path.is_file():
         try:
             record = json.loads(path.read_text())
-            compiled = _from_record(model, record)
+            compiled = _from_record(model, record, unjittered)
         except (OSError, ValueError, KeyError, TypeError):
             compiled = None
         if compiled is not None:
@@ -348,7 +366,7 @@ def compile_model(model: Any, key: str | None = None) -> Any:
     frozen = _freeze(model)  # what freeze_model=True would do, done once for both uses
     with _keyed_callbacks() as keys:
         compiled = nutpie.compile_pymc_model(frozen, freeze_model=False, cache=True)
-    compiled, support = _with_jittered_point(frozen, compiled)
+    compiled, support = _with_jittered_point(frozen, compiled, unjittered)
     if path is not None and {"logp_numba", "expand_numba"} <= keys.keys():
         # A read-only cache directory only costs the next fit its compilation.
         with contextlib.suppress(OSError):
