@@ -11,7 +11,7 @@ import pytest
 from bayesct.cli import main
 from bayesct.data import write_cohort
 from bayesct.errors import BayesctError, ConvergenceWarning, SpecError
-from bayesct.modeling.builders import UNJITTERED_START
+from bayesct.modeling.builders import UNJITTERED_START, ct_severity_start
 from bayesct.modeling.fit import FitResult, JointModel, start_points
 
 DIAG_KEYS = {
@@ -68,14 +68,26 @@ def test_same_seed_same_numbers(small_cohort):
     np.testing.assert_array_equal(a.posterior["mort_beta"].values, b.posterior["mort_beta"].values)
 
 
-def test_start_points_leave_the_loadings_at_zero(small_cohort):
-    """Every chain's labs loadings start at 0 (UNJITTERED_START); everything else is jittered, seeded."""
-    model = JointModel("joint").build(small_cohort)
-    assert "loading_lab" in UNJITTERED_START
+def test_start_points_anchor_the_severity_to_the_ct_score(small_cohort):
+    """Every chain starts with the lab loadings at 0 and the shared severity at each patient's
+    mean CT deviation (UNJITTERED_START); everything else is jittered, seeded."""
+    jm = JointModel("joint")
+    design = jm.design(small_cohort)
+    model = jm.build(small_cohort)
+    assert {"loading_lab", "severity_dev", "severity_mean"} <= set(UNJITTERED_START)
+    # by hand: mean empirical logit of each patient's CT scores, minus the cohort centre
+    ct = design.ct
+    logit = np.log((ct.value + 0.5) / (24.5 - ct.value))
+    expected = [logit[ct.patient == i].mean() - design.marker_centre[0] for i in range(design.n_patients)]
+    start = ct_severity_start(design)
+    np.testing.assert_allclose(start[:, 0], expected)
+    np.testing.assert_array_equal(start[:, 1], 0.0)
     points = start_points(model, 4, seed=3)
     assert len(points) == 4
     for point in points:
         np.testing.assert_array_equal(point["loading_lab"], 0.0)
+        z = point["severity_dev"].T + point["severity_mean"]
+        np.testing.assert_allclose(z, start, atol=1e-12)
     phis = [float(p["ct_phi"]) for p in points]
     assert len(set(phis)) == 4  # jittered, differently per chain
     again = start_points(model, 4, seed=3)

@@ -16,6 +16,7 @@ from bayesct.modeling.kernels import (
     beta_binomial_logit,
     beta_binomial_logit_kernel,
     lab_marginal,
+    lab_marginal_kernel,
     linear_predictor,
 )
 from bayesct.modeling.spec import SPEC_NAMES, load_spec
@@ -196,3 +197,31 @@ def test_kernel_ops_reject_misshapen_inputs():
     with pytest.raises(ValueError, match=r"counts must lie in 0\.\.24"):
         beta_binomial_logit(pt.dvector(), 3.0, np.array([0, 25]), 24)
     assert LinearPredictor(3) == LinearPredictor(3) and LinearPredictor(3) != LinearPredictor(4)
+
+
+def test_kernels_return_non_finite_values_instead_of_raising():
+    """A wild leapfrog step (a scale at 0, a logit of -800) must give a non-finite log-density,
+    which the samplers count as a divergence, not a ZeroDivisionError that ends the fit."""
+    eta = np.array([-800.0, 0.0, 800.0])
+    # counts the extreme means can produce: exact, finite
+    lp, _, _ = beta_binomial_logit_kernel(eta, 38.0, np.array([0, 3, 24]), 24)
+    assert lp[0] == 0.0 and lp[2] == 0.0 and np.isfinite(lp[1])
+    # counts they cannot: log-density -inf
+    lp, _, _ = beta_binomial_logit_kernel(eta, 38.0, np.array([5, 3, 2]), 24)
+    assert lp[0] == -np.inf and lp[2] == -np.inf
+    # no concentration at all: nothing finite, nothing raised
+    lp, _, d_phi = beta_binomial_logit_kernel(eta[[1, 1]], 0.0, np.array([0, 3]), 24)
+    assert not np.any(np.isfinite(lp)) and not np.any(np.isfinite(d_phi))
+    # one patient's three values of one lab, with both SDs at 0
+    one = np.zeros(1, dtype=np.int64)
+    total, *_ = lab_marginal_kernel(
+        np.array([0.1, -0.3, 0.2]),
+        np.zeros(1),
+        np.zeros(1),
+        np.zeros(3),
+        np.zeros(3, dtype=np.int64),
+        one,
+        one,
+        np.array([3]),
+    )
+    assert not np.isfinite(total)

@@ -54,7 +54,13 @@ import pytensor.tensor as pt
 from pymc.distributions.dist_math import binomln
 
 from bayesct.constants import CT, CT_MAX, GROUP_LABELS
-from bayesct.modeling.design import Design, linear_spline_coef, spline_basis, time_transform
+from bayesct.modeling.design import (
+    Design,
+    linear_spline_coef,
+    spline_basis,
+    time_transform,
+    to_model_scale,
+)
 from bayesct.modeling.kernels import beta_binomial_logit, lab_marginal, lab_size_pairs, linear_predictor
 from bayesct.modeling.spec import ModelSpec
 
@@ -91,15 +97,16 @@ def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None 
 
 
 # Half-distributions and the symmetric distribution whose absolute value has that law.
-#: Free variables at which every chain starts at its support point, without the U(-1, 1)
-#: jitter of the other coordinates. The labs' loadings start at 0, so the labs exert no pull on
-#: the shared severity until it has taken its direction from the CT score, whose loading is
-#: fixed at +1. Started with random loadings, a chain could let the labs set the factor's sign
-#: against the CT score: a reflected mode in which the severity SDs shrink (to about 0.2 on 93
-#: patients, 0.05 on 10,000), the lab loadings grow by the same factor with their signs flipped,
-#: and the CT score is left as overdispersed noise (phi about 2). The gates caught it; it cost
-#: one chain in 64 on simulated 93-patient cohorts and one in 4 on 10,000 patients.
-UNJITTERED_START: tuple[str, ...] = ("loading_lab",)
+#: Free variables at which every chain starts at its initial value, without the U(-1, 1)
+#: jitter of the other coordinates. The shared severity starts at the CT score's own patient
+#: deviations (:func:`ct_severity_start`) and the labs' loadings at 0, so that the factor takes
+#: its sign from the CT score (whose loading is fixed at +1) before the labs can pull on it.
+#: Started at random, a chain could let the labs set the factor's sign against the CT score: a
+#: reflected mode in which the severity SDs shrink (to about 0.2 on 93 patients, 0.05 on
+#: 10,000), the lab loadings grow by the same factor with their signs flipped, and the CT score
+#: is left as overdispersed noise (phi about 2). The gates caught it, in up to half of PyMC's
+#: chains on the default cohort and one nutpie chain in 4 on 10,000 patients.
+UNJITTERED_START: tuple[str, ...] = ("loading_lab", "severity_dev", "severity_mean")
 
 _SIGNED = {"HalfNormal": "Normal", "HalfStudentT": "StudentT"}
 SIGNED_SUFFIX = "_signed"
@@ -169,7 +176,25 @@ def _population_curves(spec: ModelSpec, design: Design, dims_prefix: tuple[str, 
     return pm.Deterministic("spline_coef", W_cohort - shift, dims=dims)
 
 
-def _cohort_mean_split(name: str, n_patients: int) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+def ct_severity_start(design: Design) -> np.ndarray:
+    """Initial values of the shared severity, ``(patient, effect)``: each patient's CT score deviation.
+
+    The intercept is the mean over the patient's scans of the empirical logit CT score minus
+    the cohort's centre (0 for a patient without a scan); the slope starts at 0. Only the
+    starting point of the sampler depends on it, never the model.
+    """
+    n = design.n_patients
+    ct = design.ct
+    dev = to_model_scale(CT, ct.value) - design.marker_centre[0]
+    total = np.bincount(ct.patient, weights=dev, minlength=n)
+    count = np.bincount(ct.patient, minlength=n)
+    intercept = np.divide(total, count, out=np.zeros(n), where=count > 0)
+    return np.c_[intercept, np.zeros(n)]
+
+
+def _cohort_mean_split(
+    name: str, n_patients: int, start: np.ndarray | None = None
+) -> tuple[pt.TensorVariable, pt.TensorVariable]:
     """Standard-normal patient effects ``z[patient, effect]`` as cohort mean plus zero-sum deviations.
 
     ``z = dev + mean`` with ``dev ~ ZeroSumNormal(1)`` over patients and ``mean ~ N(0, 1/sqrt(n))``
@@ -183,9 +208,15 @@ def _cohort_mean_split(name: str, n_patients: int) -> tuple[pt.TensorVariable, p
     4 x 1500 draws, seed 0) the bulk ESS of the cohort-mean severity intercept went from
     374 to over 7,000 and the minimum over the gated parameters from 607 to 914; PyMC's
     sampler, which had left one chain in another mode at that seed, converged.
+
+    ``start`` (``(patient, effect)``), when given, is the initial value of ``z``.
     """
-    dev = pm.ZeroSumNormal(f"{name}_dev", sigma=1.0, dims=("effect", "patient"))
-    mean = pm.Normal(f"{name}_mean", 0.0, 1.0 / np.sqrt(n_patients), dims="effect")
+    dev_start = mean_start = None
+    if start is not None:
+        mean_start = start.mean(axis=0)
+        dev_start = (start - mean_start).T
+    dev = pm.ZeroSumNormal(f"{name}_dev", sigma=1.0, dims=("effect", "patient"), initval=dev_start)
+    mean = pm.Normal(f"{name}_mean", 0.0, 1.0 / np.sqrt(n_patients), dims="effect", initval=mean_start)
     return dev.T + mean[None, :], mean
 
 
@@ -228,7 +259,8 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             # The intercept-slope correlation by name, for reports (the SDs get their effect
             # names as ``severity_sd`` after sampling, in fit.py).
             pm.Deterministic("severity_rho", corr[0, 1])
-            z, z_mean = _cohort_mean_split("severity", design.n_patients)
+            # The chol starts near the identity, so z's start is the severity's (UNJITTERED_START).
+            z, z_mean = _cohort_mean_split("severity", design.n_patients, ct_severity_start(design))
             u = pm.Deterministic("severity", pt.dot(z, chol.T), dims=("patient", "effect"))
             u_mean = pt.dot(chol, z_mean)  # the cohort mean of the severity effects
             if K > 1:

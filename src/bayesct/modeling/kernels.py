@@ -52,7 +52,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _PRODUCT_SAFE = 1e8
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _rising(a: float, m: int) -> tuple[float, float]:
     """The rising product a (a+1) ... (a+m-1) = G(a+m) / G(a), and its log-derivative sum 1/(a+k).
 
@@ -67,7 +67,7 @@ def _rising(a: float, m: int) -> tuple[float, float]:
     return p, dp / p
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _log_rising_large(a: float, m: int) -> tuple[float, float]:
     """log of :func:`_rising` and its derivative, for large ``a``."""
     log_p = 0.0
@@ -78,7 +78,7 @@ def _log_rising_large(a: float, m: int) -> tuple[float, float]:
     return m * math.log(a) + log_p, s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def beta_binomial_logit_kernel(
     eta: np.ndarray, phi: float, counts: np.ndarray, n_trials: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,7 +139,7 @@ def beta_binomial_logit_kernel(
     return lp, d_eta, d_phi
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def lab_marginal_kernel(
     eta: np.ndarray,
     noise_sd: np.ndarray,
@@ -382,7 +382,7 @@ def _numba_lab_marginal(op: LabMarginal, node: Apply | None = None, **kwargs: An
 # --- the linear predictor -------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def predictor_kernel(
     curves: np.ndarray,
     effects: np.ndarray,
@@ -406,7 +406,7 @@ def predictor_kernel(
     return eta
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def predictor_grad_kernel(
     g_eta: np.ndarray,
     offset: int,
