@@ -171,3 +171,39 @@ def test_fit_cli_bad_inputs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", str(good), "--out", str(tmp_path / "o"), "--draws", "-3"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("sampler", ["pymc", "numpyro"])
+def test_pymc_and_numpyro_get_the_same_kind_of_start(sampler, small_cohort, monkeypatch):
+    """Both start from start_points (UNJITTERED_START kept), with their own jitter turned off."""
+    import sys
+    import types
+
+    import pymc as pm
+
+    from bayesct.modeling import fit as fit_module
+
+    seen: dict = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_sample(**kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(pm, "sample", fake_sample)
+    monkeypatch.setitem(sys.modules, "numpyro", types.ModuleType("numpyro"))
+    model = JointModel("joint").build(small_cohort)
+    with pytest.raises(Stop):
+        fit_module._sample(
+            model, sampler=sampler, draws=10, tune=10, chains=3, seed=2, progress=False, cores=1
+        )
+    assert len(seen["initvals"]) == 3
+    for point in seen["initvals"]:
+        np.testing.assert_array_equal(point["loading_lab"], 0.0)
+    if sampler == "pymc":
+        assert seen["init"] == "adapt_diag"  # PyMC's own jitter off
+    else:
+        assert seen["nuts"] == {"chain_method": "vectorized", "jitter": False}
+    assert seen["nuts_sampler"] == sampler
