@@ -94,21 +94,31 @@ def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypa
     monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
     design = JointModel("scan_logistic").design(small_cohort)
     key = model_key(design)
-    fresh = nutpie_cache.compile_model(build_model(design), key, unjittered={"mort_beta"})
+    model = build_model(design)
+    transformed = next(rv.name for rv in model.free_RVs if model.rvs_to_transforms[rv] is not None)
+    held = {
+        "mort_beta",
+        transformed,
+    }  # by variable name: a transformed one is sampled as <name>_<transform>__
+    fresh = nutpie_cache.compile_model(model, key, unjittered=held)
     record = json.loads((tmp_path / f"{key}.json").read_text())
     assert record["n_dim"] == fresh.n_dim
-    cached = nutpie_cache.compile_model(build_model(design), key, unjittered={"mort_beta"})
+    cached = nutpie_cache.compile_model(build_model(design), key, unjittered=held)
+    n = fresh.n_dim
     assert cached.logp_func is None  # rebuilt from the record: no PyTensor compilation
     assert cached.compiled_logp_func.cache_hits == 1
     assert cached.shape_info[0] == fresh.shape_info[0]
-    # both start every chain at the same points, with mort_beta unjittered
-    where = fresh.shape_info[1][fresh.shape_info[0].index("mort_beta")]
+    # both start every chain at the same points, with the held variables unjittered
+    names, slices = fresh.shape_info[0], fresh.shape_info[1]
+    value_name = model.rvs_to_values[model[transformed]].name
+    assert value_name != transformed and value_name in names
+    held_at = np.r_[tuple(np.arange(n)[slices[names.index(v)]] for v in ("mort_beta", value_name))]
     support = np.asarray(record["support_point"])
     for seed in (0, 1):
         start = fresh.initial_point_func(seed)
         np.testing.assert_array_equal(start, cached.initial_point_func(seed))
-        np.testing.assert_array_equal(start[where], support[where])
-        assert np.all(np.delete(start - support, np.r_[where]) != 0)
+        np.testing.assert_array_equal(start[held_at], support[held_at])
+        assert np.all(np.delete(start - support, held_at) != 0)
     x = np.random.default_rng(0).normal(size=fresh.n_dim)
     lp_fresh, g_fresh = _logp_and_grad(fresh, x)
     lp_cached, g_cached = _logp_and_grad(cached, x)

@@ -284,11 +284,12 @@ def _sample(
 
 
 def start_points(model: pm.Model, chains: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """One starting point per chain: the support point, with U(-1, 1) jitter on the unconstrained scale.
+    """One starting point per chain: the model's initial point, with U(-1, 1) jitter on the unconstrained scale.
 
-    As nutpie's :class:`~bayesct.modeling.nutpie_cache.JitteredPoint`, and as PyMC's
-    ``jitter+adapt_diag`` initialisation, except that the variables of ``UNJITTERED_START``
-    stay at their support point. Values are on the constrained scale, keyed by variable name.
+    The initial point is each variable's ``initval`` where the builder set one, else its
+    support point. As nutpie's :class:`~bayesct.modeling.nutpie_cache.JitteredPoint`, and as
+    PyMC's ``jitter+adapt_diag`` initialisation, except that the variables of
+    ``UNJITTERED_START`` get no jitter. Values are on the constrained scale, keyed by name.
     """
     from pymc.initial_point import make_initial_point_fn
 

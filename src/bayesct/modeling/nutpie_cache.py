@@ -341,6 +341,20 @@ def _freeze(model: Any) -> Any:
     return frozen
 
 
+def _value_names(model: Any, names: Collection[str]) -> set[str]:
+    """The names of the sampled (value) variables of the free variables ``names``.
+
+    A transformed variable is sampled under another name (``severity_dev`` as
+    ``severity_dev_zerosum__``), which is the name nutpie's layout uses.
+    """
+    out = set()
+    for name in names:
+        if name in model.named_vars:
+            value = model.rvs_to_values.get(model[name])
+            out.add(value.name if value is not None else name)
+    return out
+
+
 def compile_model(model: Any, key: str | None = None, unjittered: Collection[str] = ()) -> Any:
     """``nutpie.compile_pymc_model(model, freeze_model=True)``, from the caches when they have it.
 
@@ -350,6 +364,7 @@ def compile_model(model: Any, key: str | None = None, unjittered: Collection[str
     """
     import nutpie
 
+    unjittered = _value_names(model, unjittered)
     if not enabled():
         frozen = _freeze(model)
         compiled = nutpie.compile_pymc_model(frozen, freeze_model=False)
