@@ -96,7 +96,6 @@ def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None 
     return getattr(pm, dist).dist(**_keyword_args(dist, params))
 
 
-# Half-distributions and the symmetric distribution whose absolute value has that law.
 #: Free variables at which every chain starts at its initial value, without the U(-1, 1)
 #: jitter of the other coordinates. The shared severity starts at the CT score's own patient
 #: deviations (:func:`ct_severity_start`) and the labs' loadings at 0, so that the factor takes
@@ -104,10 +103,12 @@ def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None 
 #: Started at random, a chain could let the labs set the factor's sign against the CT score: a
 #: reflected mode in which the severity SDs shrink (to about 0.2 on 93 patients, 0.05 on
 #: 10,000), the lab loadings grow by the same factor with their signs flipped, and the CT score
-#: is left as overdispersed noise (phi about 2). The gates caught it, in up to half of PyMC's
-#: chains on the default cohort and one nutpie chain in 4 on 10,000 patients.
+#: is left as overdispersed noise (phi about 2). The gates caught it: one nutpie chain in 4 on
+#: 10,000 patients fully jittered, and 2 of PyMC's 4 chains on the default cohort with only the
+#: loadings held at 0.
 UNJITTERED_START: tuple[str, ...] = ("loading_lab", "severity_dev", "severity_mean")
 
+# Half-distributions and the symmetric distribution whose absolute value has that law.
 _SIGNED = {"HalfNormal": "Normal", "HalfStudentT": "StudentT"}
 SIGNED_SUFFIX = "_signed"
 

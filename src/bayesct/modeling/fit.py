@@ -259,7 +259,8 @@ def _sample(
         )
     # Both samplers start from the same kind of point as nutpie: the jitter is applied here
     # (start_points), so that the variables of UNJITTERED_START can be left out of it.
-    extra: dict = {"initvals": start_points(model, chains, seed), "init": "adapt_diag"}
+    points = start_points(model, chains, seed)
+    extra: dict = {"initvals": points, "init": "adapt_diag"}
     if sampler == "numpyro":
         try:
             import numpyro  # noqa: F401
@@ -267,7 +268,7 @@ def _sample(
             raise SpecError("the numpyro sampler needs the 'jax' extra: pip install 'bayesct[jax]'") from None
         # All chains in one XLA program: one accelerator (or one CPU device) runs them together
         # instead of one after another.
-        extra = {"initvals": extra["initvals"], "nuts": {"chain_method": "vectorized", "jitter": False}}
+        extra = {"initvals": points, "nuts": {"chain_method": "vectorized", "jitter": False}}
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return pm.sample(
