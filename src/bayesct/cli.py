@@ -114,7 +114,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     cohort = _read(args.data, args.patients)
     model = JointModel(args.model)
-    settings = model.sampler_settings(draws=args.draws, tune=args.tune, chains=args.chains)
+    settings = model.sampler_settings(
+        draws=args.draws, tune=args.tune, chains=args.chains, sampler=args.sampler
+    )
     print(
         f"Fitting model '{model.spec.name}' to {cohort.n_patients} patients ({cohort.n_scans} scans, "
         f"markers: {', '.join(m for m in cohort.markers if model.spec.markers is None or m in model.spec.markers)}) "

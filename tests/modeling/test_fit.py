@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 import warnings
 
 import numpy as np
@@ -13,6 +14,7 @@ from bayesct.data import write_cohort
 from bayesct.errors import BayesctError, ConvergenceWarning, SpecError
 from bayesct.modeling.builders import UNJITTERED_START, ct_severity_start
 from bayesct.modeling.fit import FitResult, JointModel, start_points
+from bayesct.modeling.spec import parse_spec, specs_dir
 
 DIAG_KEYS = {
     "rhat_max",
@@ -95,6 +97,31 @@ def test_start_points_anchor_the_severity_to_the_ct_score(small_cohort):
         for name in a:
             np.testing.assert_array_equal(a[name], b[name])
     assert float(start_points(model, 4, seed=4)[0]["ct_phi"]) != phis[0]
+
+
+def test_sampler_settings_come_from_the_spec_per_sampler():
+    raw = tomllib.loads((specs_dir() / "joint.toml").read_text())
+    raw["sampler"] = {"draws": 800, "tune": 400, "chains": 3, "nutpie": {"tune": 200}, "pymc": {"draws": 900}}
+    model = JointModel(parse_spec(raw))
+    assert model.sampler_settings(draws=None, tune=None, chains=None, sampler="nutpie") == {
+        "draws": 800,
+        "tune": 200,
+        "chains": 3,
+    }
+    assert model.sampler_settings(draws=None, tune=None, chains=None, sampler="pymc") == {
+        "draws": 900,
+        "tune": 400,
+        "chains": 3,
+    }
+    assert model.sampler_settings(draws=None, tune=None, chains=None, sampler="numpyro")["tune"] == 400
+    # What is given wins over the spec.
+    assert model.sampler_settings(draws=None, tune=50, chains=None, sampler="nutpie")["tune"] == 50
+    raw["sampler"] = {}
+    assert JointModel(parse_spec(raw)).sampler_settings(draws=None, tune=None, chains=None) == {
+        "draws": 1000,
+        "tune": 1000,
+        "chains": 4,
+    }
 
 
 def test_bad_options_are_refused(small_cohort):

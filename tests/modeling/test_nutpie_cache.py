@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -155,3 +157,20 @@ def test_the_cache_can_be_turned_off(small_cohort, tmp_path, monkeypatch):
     compiled = nutpie_cache.compile_model(build_model(design), model_key(design))
     assert compiled.logp_func is not None
     assert not list(tmp_path.iterdir())
+
+
+def test_nutpie_is_imported_without_arviz_plots():
+    """import_nutpie leaves matplotlib unimported, gives nutpie what it converts traces with,
+    and a later ``import arviz`` still gets the real package."""
+    code = (
+        "import sys\n"
+        "from bayesct.modeling.nutpie_cache import import_nutpie\n"
+        "nutpie = import_nutpie()\n"
+        "conv = sys.modules['nutpie.sample'].arviz\n"
+        "print('matplotlib' in sys.modules, 'arviz' in sys.modules, callable(conv.from_dict),"
+        " callable(conv.dict_to_dataset))\n"
+        "import arviz\n"
+        "print(hasattr(arviz, 'plot_dist'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True", "True", "True"]

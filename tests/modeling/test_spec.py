@@ -41,6 +41,11 @@ def test_spec_by_path(tmp_path):
         ({"priors": {"ct_phi": {"dist": "Cauchy"}}}, "unknown distribution"),
         ({"priors": {"ct_phi": 3}}, "must be a table"),
         ({"sampler": {"draws": 0}}, "sampler.draws"),
+        ({"sampler": {"warmup": 500}}, "unknown setting sampler.warmup"),
+        ({"sampler": {"nutpie": 300}}, r"\[sampler.nutpie\] must be a table"),
+        ({"sampler": {"nutpie": {"tune": 0}}}, "sampler.nutpie.tune must be a positive integer"),
+        ({"sampler": {"pymc": {"target_accept": 0.9}}}, "unknown setting sampler.pymc.target_accept"),
+        ({"sampler": {"gibbs": {"tune": 10}}}, "unknown setting sampler.gibbs"),
     ],
 )
 def test_bad_specs_are_refused(edit, message):

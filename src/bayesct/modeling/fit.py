@@ -32,10 +32,10 @@ from bayesct.data.cohort import Cohort
 from bayesct.errors import BayesctError, NotFittedError, SpecError
 from bayesct.modeling.builders import SIGNED_SUFFIX, UNJITTERED_START, build_model
 from bayesct.modeling.design import Design, build_design
-from bayesct.modeling.spec import ModelSpec, load_spec, parse_spec
+from bayesct.modeling.spec import SAMPLER_KEYS, SAMPLER_NAMES, ModelSpec, load_spec, parse_spec
 
 Sampler = Literal["nutpie", "pymc", "numpyro"]
-SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
+SAMPLERS: tuple[str, ...] = SAMPLER_NAMES
 DEFAULT_SAMPLER: Sampler = "nutpie"
 
 
@@ -148,10 +148,24 @@ class JointModel:
         """The PyMC model of this spec on ``cohort`` (no sampling)."""
         return build_model(self.design(cohort))
 
-    def sampler_settings(self, *, draws: int | None, tune: int | None, chains: int | None) -> dict[str, int]:
-        base = {"draws": 1000, "tune": 1000, "chains": 4} | {
-            k: v for k, v in self.spec.sampler.items() if k in ("draws", "tune", "chains")
-        }
+    def sampler_settings(
+        self,
+        *,
+        draws: int | None,
+        tune: int | None,
+        chains: int | None,
+        sampler: str = DEFAULT_SAMPLER,
+    ) -> dict[str, int]:
+        """Draws, warm-up and chains: those given, else the spec's for ``sampler``, else 1000 / 1000 / 4.
+
+        The spec's ``[sampler]`` settings hold for every sampler unless its
+        ``[sampler.NAME]`` table overrides them.
+        """
+        spec = self.spec.sampler
+        own = spec.get(sampler, {})
+        base = {"draws": 1000, "tune": 1000, "chains": 4}
+        base |= {k: v for k, v in spec.items() if k in SAMPLER_KEYS}
+        base |= {k: v for k, v in own.items() if k in SAMPLER_KEYS}
         given = {"draws": draws, "tune": tune, "chains": chains}
         out = base | {k: v for k, v in given.items() if v is not None}
         for k, v in out.items():
@@ -179,7 +193,7 @@ class JointModel:
         """
         if sampler not in SAMPLERS:
             raise SpecError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        settings = self.sampler_settings(draws=draws, tune=tune, chains=chains)
+        settings = self.sampler_settings(draws=draws, tune=tune, chains=chains, sampler=sampler)
         design = self.design(cohort)
         # The fused likelihood kernels run in numba (nutpie) and C (PyMC) modes, not in JAX.
         model = build_model(design, fused=sampler != "numpyro")
@@ -235,9 +249,9 @@ def _sample(
     compile_key: str | None = None,
 ) -> xr.DataTree:
     if sampler == "nutpie":
-        import nutpie
+        from bayesct.modeling.nutpie_cache import compile_model, import_nutpie
 
-        from bayesct.modeling.nutpie_cache import compile_model
+        nutpie = import_nutpie()
 
         # compile_model folds the data into the graph (nutpie's freeze_model) and caches the
         # compilation on disk, so only the first fit of a model and cohort pays for it.

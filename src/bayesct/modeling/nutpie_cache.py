@@ -35,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import threading
 import types
 from collections.abc import Collection, Iterator
@@ -269,8 +270,35 @@ def _with_jittered_point(frozen: Any, compiled: Any, unjittered: Collection[str]
     return dataclasses.replace(compiled, initial_point_func=start), support
 
 
+def import_nutpie() -> types.ModuleType:
+    """``import nutpie``, without importing ArviZ's plotting half.
+
+    nutpie imports the ``arviz`` package for two functions of ``arviz_base``
+    (``from_dict`` and ``dict_to_dataset``, which turn its trace into a DataTree),
+    and ``arviz`` imports ``arviz_plots`` and with it ``matplotlib.pyplot``: about
+    1 s of every fit on two cores (``python -X importtime``), for nothing a fit
+    draws. Unless ``arviz`` is already imported, nutpie is imported with
+    ``arviz_base`` standing in for it; the stand-in is removed at once, so a later
+    ``import arviz`` gets the real package.
+    """
+    if "nutpie" in sys.modules or "arviz" in sys.modules:
+        import nutpie
+
+        return nutpie
+    import arviz_base
+
+    sys.modules["arviz"] = arviz_base
+    try:
+        import nutpie
+    finally:
+        if sys.modules.get("arviz") is arviz_base:
+            del sys.modules["arviz"]
+    return nutpie
+
+
 def _from_record(model: Any, record: dict[str, Any], unjittered: Collection[str]) -> Any:
     """nutpie's compiled model rebuilt from a record and the cached callbacks, or None."""
+    import_nutpie()
     import nutpie.compile_pymc as ncp
 
     n_dim, n_expanded = int(record["n_dim"]), int(record["n_expanded"])
@@ -362,7 +390,7 @@ def compile_model(model: Any, key: str | None = None, unjittered: Collection[str
     it only the C callbacks are cached. Chains start at :class:`JitteredPoint`, with
     the free variables named in ``unjittered`` at their support point.
     """
-    import nutpie
+    nutpie = import_nutpie()
 
     unjittered = _value_names(model, unjittered)
     if not enabled():

@@ -31,6 +31,9 @@ Structure = Literal["factor", "full"]
 Association = Literal["value", "slope", "shared"]
 
 SPEC_NAMES: tuple[str, ...] = ("joint", "ct_only", "descriptive", "scan_logistic")
+# [sampler] holds these settings for every sampler, and [sampler.NAME] tables override them for one.
+SAMPLER_KEYS: tuple[str, ...] = ("draws", "tune", "chains")
+SAMPLER_NAMES: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
 _DISTS = {"Normal", "HalfNormal", "Exponential", "Gamma", "StudentT", "HalfStudentT", "LKJ"}
 _ASSOCIATIONS = {"value", "slope", "shared"}
 
@@ -211,9 +214,21 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
             raise fail(f"mortality.scaling.{cov}.scale must be > 0")
 
     sampler = dict(section("sampler"))
-    for key in ("draws", "tune", "chains"):
-        if key in sampler and (not isinstance(sampler[key], int) or sampler[key] < 1):
-            raise fail(f"sampler.{key} must be a positive integer")
+    for key, value in sampler.items():
+        if key in SAMPLER_NAMES:
+            if not isinstance(value, dict):
+                raise fail(f"[sampler.{key}] must be a table")
+            settings, prefix = value, f"sampler.{key}."
+        else:
+            settings, prefix = {key: value}, "sampler."
+        for k, v in settings.items():
+            if k not in SAMPLER_KEYS:
+                raise fail(
+                    f"unknown setting {prefix}{k}: use {', '.join(SAMPLER_KEYS)}, "
+                    f"or a table [sampler.NAME] for one of {', '.join(SAMPLER_NAMES)}"
+                )
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise fail(f"{prefix}{k} must be a positive integer")
 
     priors: dict[str, Prior] = {}
     for pname, p in section("priors").items():
