@@ -71,6 +71,16 @@ def test_diagnose_shares_the_ranking_without_changing_the_numbers(chains):
     np.testing.assert_array_equal(out["ess_tail"], mcmc_stats.ess_tail(chains))
 
 
+def test_diagnose_in_chunks_gives_the_same_numbers(chains, monkeypatch):
+    whole = mcmc_stats.diagnose(chains)
+    # Two parameters at a time: 9 parameters in five chunks, the last one short.
+    monkeypatch.setattr(mcmc_stats, "CHUNK_VALUES", 2 * chains.shape[1] * chains.shape[2])
+    batched = mcmc_stats.diagnose(chains.reshape(3, 3, *chains.shape[1:]))
+    for key in ("rhat", "ess_bulk", "ess_tail"):
+        assert batched[key].shape == (3, 3)
+        np.testing.assert_array_equal(batched[key].ravel(), whole[key])
+
+
 def test_average_ranks_equal_scipy_with_ties():
     from scipy.stats import rankdata
 
