@@ -297,8 +297,10 @@ def import_nutpie() -> types.ModuleType:
 
 
 def _from_record(model: Any, record: dict[str, Any], unjittered: Collection[str]) -> Any:
-    """nutpie's compiled model rebuilt from a record and the cached callbacks, or None."""
-    import_nutpie()
+    """nutpie's compiled model rebuilt from a record and the cached callbacks, or None.
+
+    Called by :func:`compile_model`, which has imported nutpie (:func:`import_nutpie`).
+    """
     import nutpie.compile_pymc as ncp
 
     n_dim, n_expanded = int(record["n_dim"]), int(record["n_expanded"])
