@@ -82,6 +82,14 @@ def test_classical_on_the_default_cohort_agrees_with_scipy(default_csv, tmp_path
         ("patient_id,day,ct_score,died\nP1,2,3,0\nP1,6,4,1\n", ["row 3", "died"]),
         ("patient_id,day,ct_score,ldh,died\nP1,2,3,-5,0\n", ["row 2", "ldh"]),
         ("patient_id,day,ct_score,lymphocyte_pct,died\nP1,2,3,140,0\n", ["row 2", "lymphocyte_pct"]),
+        (
+            "patient_id,day,ct_score,neutrophil_pct,died\nP1,2,3,100,0\n",
+            ["row 2", "neutrophil_pct", "strictly between 0 and 100", "logit(value/100)"],
+        ),
+        (
+            "patient_id,day,ct_score,lymphocyte_pct,died\nP1,2,3,0,0\n",
+            ["row 2", "lymphocyte_pct", "strictly"],
+        ),
         ("patient_id,ct_score,died\nP1,3,0\n", ["day"]),
         ("patient_id,day,ct_score,died\n", ["no data rows"]),
         ("", ["empty"]),

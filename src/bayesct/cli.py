@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from bayesct.constants import GENERATORS
+
 EXIT_USAGE = 2
 EXIT_NOT_CONVERGED = 3
 
@@ -68,11 +70,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from bayesct.data import load_default_cohort, simulate_cohort, write_cohort
 
     if args.patients is None:
+        if args.generator != "joint" or args.zone_columns:
+            print(
+                "error: --generator and --zone-columns need --patients (a simulated cohort)", file=sys.stderr
+            )
+            return 2
         cohort = load_default_cohort()
         what = "the default cohort (93 patients, calibrated to the paper's published summaries)"
     else:
-        cohort = simulate_cohort(args.patients, seed=args.seed).cohort
-        what = f"a simulated cohort of {args.patients} patients (seed {args.seed})"
+        cohort = simulate_cohort(
+            args.patients, seed=args.seed, generator=args.generator, zone_columns=args.zone_columns
+        ).cohort
+        what = (
+            f"a simulated cohort of {args.patients} patients ({args.generator} generator, seed {args.seed})"
+        )
     path = write_cohort(cohort, args.out)
     print(
         f"Wrote {what} to {path}: {cohort.n_visits} visits, {cohort.n_scans} CT scans, "
@@ -239,11 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "simulate",
         help="write the default cohort or a simulated one",
-        description="Write the shipped default cohort (no --patients) or simulate a cohort "
-        "from the generative joint model.",
+        description="Write the shipped default cohort (no --patients) or simulate a cohort: "
+        "from the generative joint model (--generator joint), or from generators bayesct does not "
+        "fit: 'zones' (the CT score as six ordinal lung zones) and 'skewed' (zones, a skewed "
+        "patient effect, ESR apart from the shared severity).",
     )
     p.add_argument("--patients", type=_positive_int, help="number of patients (omit: the default cohort)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--generator", choices=GENERATORS, default="joint", help="generative model (default joint)"
+    )
+    p.add_argument(
+        "--zone-columns", action="store_true", help="zone generators: also write the six zone scores"
+    )
     p.add_argument("--out", required=True, help="output file (.csv, .parquet or .xlsx)")
     p.set_defaults(func=cmd_simulate)
 

@@ -12,8 +12,19 @@ from typing import Final
 #: Probability mass of every credible interval bayesct reports (median [95% CrI]).
 CI_PROB: Final[float] = 0.95
 
+#: The six lung zones of the semi-quantitative chest CT score, each scored 0-4:
+#: right upper / middle / lower, left upper / middle / lower. Optional visit columns.
+CT_ZONES: Final[tuple[str, ...]] = ("zone_ru", "zone_rm", "zone_rl", "zone_lu", "zone_lm", "zone_ll")
+#: Number of lung zones.
+N_ZONES: Final[int] = len(CT_ZONES)
+#: Maximum score of one lung zone.
+ZONE_MAX: Final[int] = 4
 #: Maximum of the semi-quantitative chest CT score (6 lung zones x 0-4).
-CT_MAX: Final[int] = 24
+CT_MAX: Final[int] = N_ZONES * ZONE_MAX
+
+#: The cohort simulator's generators: ``joint`` is the model bayesct's ``joint`` spec fits;
+#: ``zones`` and ``skewed`` are not (see :mod:`bayesct.data.zones`).
+GENERATORS: Final[tuple[str, ...]] = ("joint", "zones", "skewed")
 
 PATIENT: Final[str] = "patient_id"
 DAY: Final[str] = "day"
@@ -31,7 +42,7 @@ LABS: Final[tuple[str, ...]] = (
     "ldh",
     "esr",
 )
-#: Labs that are percentages, bounded in [0, 100].
+#: Labs that are percentages, strictly between 0 and 100 (modelled as logit(value / 100)).
 PCT_LABS: Final[frozenset[str]] = frozenset({"lymphocyte_pct", "neutrophil_pct"})
 #: Visit-level columns used only to derive NLR when ``nlr`` itself is absent.
 DERIVATION_COLUMNS: Final[tuple[str, ...]] = ("neutrophil_count",)

@@ -7,7 +7,10 @@ from a fitted model, with its posterior uncertainty:
 * :func:`risk_query` — P(death) of one new patient given what has been observed
   of them: one CT score on a day, or a whole history of CT scores and labs,
   plus the covariates the model needs (age, sex, ...). Returns the posterior of
-  the risk (its draws, median and central interval) as an :class:`xarray.Dataset`.
+  the risk (its draws, median, mean and central interval) as an :class:`xarray.Dataset`.
+* :func:`extrapolation_messages` — where a query leaves the fitted cohort (a day past its
+  last CT scan or outside the spline boundary, a CT score or age outside the observed ones);
+  :func:`risk_query` and :func:`risk_grid` report these and issue them as :class:`RiskWarning`.
 * :func:`risk_grid` — the Table 3 counterpart: risk by CT score 0-24 × day (or
   period), with medians, intervals and the paper's colour bands;
   :func:`plot_risk_grid` draws it as a heat map.
@@ -94,6 +97,7 @@ from bayesct.report.format import interval
 __all__ = [
     "PERIOD_MID_DAYS",
     "RiskWarning",
+    "extrapolation_messages",
     "patient_risks",
     "plot_risk_grid",
     "risk_band",
@@ -125,7 +129,8 @@ _SCORES = np.arange(CT_MAX + 1)
 
 
 class RiskWarning(UserWarning):
-    """A risk computation whose numerical accuracy may be poor (e.g. low importance-sampling ESS)."""
+    """A risk whose accuracy may be poor: low importance-sampling ESS, or a query that extrapolates
+    beyond the fitted cohort (see :func:`extrapolation_messages`)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -669,6 +674,115 @@ def _summary(draws: np.ndarray, ci_prob: float) -> tuple[float, float, float]:
     return interval(draws, ci_prob)
 
 
+# ---------------------------------------------------------------------------------------------------
+# extrapolation
+# ---------------------------------------------------------------------------------------------------
+def _as_values(x: Any) -> list[float]:
+    if x is None:
+        return []
+    arr = np.atleast_1d(np.asarray(x, dtype=float)).ravel()
+    return sorted({float(v) for v in arr if math.isfinite(v)})
+
+
+def _list_values(what: str, values: Sequence[float]) -> str:
+    """``day 60`` / ``days 45, 60`` (plural when several)."""
+    shown = ", ".join(f"{v:g}" for v in values)
+    return f"{what}s {shown}" if len(values) > 1 else f"{what} {shown}"
+
+
+def extrapolation_messages(
+    fit: Any,
+    *,
+    day: Any = None,
+    ct_score: Any = None,
+    age: float | None = None,
+    covariates: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Plain-language messages saying where a risk query leaves the data the model was fitted to.
+
+    Parameters
+    ----------
+    fit
+        A :class:`~bayesct.modeling.fit.FitResult` or a fit directory.
+    day
+        Day(s) since symptom onset of the query's observations (a number or a sequence).
+    ct_score
+        CT score(s) of the query (a number or a sequence).
+    age, covariates
+        The patient's age and any other numeric covariates by name.
+
+    Returns
+    -------
+    list of str
+        One message per kind of extrapolation, empty when the query lies inside the fitted
+        cohort: days past the cohort's last CT scan, days outside the spline ``boundary`` of a
+        trajectory (``joint``) model, CT scores outside the observed ones, and covariates (age,
+        ...) outside the cohort's range.
+    """
+    result = _load(fit)
+    spec = result.spec
+    cohort = result.cohort
+    visits = cohort.visits
+    patients = cohort.patients
+    out: list[str] = []
+    days = _as_values(day)
+    scores = _as_values(ct_score)
+    scans = visits.loc[visits[CT].notna()] if CT in visits.columns else visits.iloc[:0]
+    if days and len(scans):
+        last = float(scans[DAY].max())
+        past = [d for d in days if d > last]
+        if past:
+            what = "the trajectory model" if spec.family == "joint" else "the per-scan model"
+            out.append(
+                f"{_list_values('day', past)} {'are' if len(past) > 1 else 'is'} past the last CT scan "
+                f"in the fitted cohort (day {last:g}): the risk extrapolates {what}"
+            )
+    if days and spec.family == "joint":
+        lo, hi = spec.boundary
+        outside = [d for d in days if not lo <= d <= hi]
+        if outside:
+            out.append(
+                f"{_list_values('day', outside)} {'are' if len(outside) > 1 else 'is'} outside the "
+                f"spline boundary of the trajectory model (days {lo:g}-{hi:g}): the population "
+                "curves are held constant beyond it, so the risk there is an extrapolation"
+            )
+    if scores and len(scans):
+        s_lo, s_hi = float(scans[CT].min()), float(scans[CT].max())
+        outside = [s for s in scores if not s_lo <= s <= s_hi]
+        if outside:
+            out.append(
+                f"{_list_values('CT score', outside)} {'are' if len(outside) > 1 else 'is'} outside "
+                f"the CT scores observed in the fitted cohort ({s_lo:g}-{s_hi:g}): the risk "
+                "extrapolates the model"
+            )
+    given: dict[str, Any] = dict(covariates or {})
+    if age is not None:
+        given["age"] = age
+    for name, value in given.items():
+        if name == "sex" or name not in patients.columns or value is None:
+            continue
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            continue
+        col = pd.to_numeric(patients[name], errors="coerce").dropna()
+        if not math.isfinite(x) or col.empty:
+            continue
+        c_lo, c_hi = float(col.min()), float(col.max())
+        if not c_lo <= x <= c_hi:
+            label = "ages" if name == "age" else f"values of {name}"
+            out.append(
+                f"{name} {x:g} is outside the {label} in the fitted cohort ({c_lo:g}-{c_hi:g}): "
+                "the risk extrapolates the mortality model"
+            )
+    return out
+
+
+def _warn_extrapolation(messages: Iterable[str], stacklevel: int = 3) -> None:
+    for msg in dict.fromkeys(messages):
+        warnings.warn(msg, RiskWarning, stacklevel=stacklevel)
+
+
 def risk_query(
     fit: Any,
     *,
@@ -722,9 +836,12 @@ def risk_query(
     -------
     xarray.Dataset
         ``p_death`` over dim ``sample`` (one value per posterior draw) and, in ``attrs``:
-        ``median``, ``lo``, ``hi``, ``ci_prob``, ``model``, ``family``, ``converged`` (whether
+        ``median``, ``lo``, ``hi``, ``mean`` (the posterior mean of the risk: the predictive
+        probability of death), ``ci_prob``, ``model``, ``family``, ``converged`` (whether
         the fit passed its convergence gates), ``method``, ``ess_min``/``ess_median`` (of the
-        importance weights; NaN for quadrature), ``inputs`` (dict) and ``notes`` (list).
+        importance weights; NaN for quadrature), ``inputs`` (dict), ``notes`` (list) and
+        ``extrapolation`` (list of :func:`extrapolation_messages`: where the query leaves the
+        fitted cohort; each is also issued as a :class:`RiskWarning`).
 
     Raises
     ------
@@ -798,6 +915,13 @@ def risk_query(
                     stacklevel=2,
                 )
     med, lo, hi = _summary(p, ci_prob)
+    if spec.family == "scan_logistic":
+        q_days, q_scores = obs.ct_day[last : last + 1], obs.ct_score[last : last + 1]
+    else:
+        lab_days = [d for d, _ in obs.labs.values()]
+        q_days, q_scores = np.concatenate([obs.ct_day, *lab_days]), obs.ct_score
+    extrapolation = extrapolation_messages(result, day=q_days, ct_score=q_scores, covariates=used_cov)
+    _warn_extrapolation(extrapolation)
     inputs: dict[str, Any] = {
         "ct_score": None if ct_score is None else int(_check_score(ct_score)),
         "day": None if day is None else float(day),
@@ -810,6 +934,7 @@ def risk_query(
         "median": med,
         "lo": lo,
         "hi": hi,
+        "mean": float(np.mean(p)),
         "ci_prob": float(ci_prob),
         "model": spec.name,
         "family": spec.family,
@@ -820,6 +945,7 @@ def risk_query(
         "n_effects": n_eff_used,
         "inputs": inputs,
         "notes": notes,
+        "extrapolation": extrapolation,
     }
     return xr.Dataset(
         {"p_death": ("sample", np.asarray(p, float))}, coords={"sample": np.arange(len(p))}, attrs=attrs
@@ -878,8 +1004,10 @@ def risk_grid(
     -------
     pandas.DataFrame
         One row per (day, score): ``ct_score``, ``day``, (``period``), ``median``, ``lo``,
-        ``hi``, ``band`` (the paper's colour band of the median). ``attrs`` hold ``ci_prob``,
-        ``model``, ``converged`` and the covariates.
+        ``hi``, ``mean`` (posterior mean: the predictive probability), ``band`` (the paper's
+        colour band of the median). ``attrs`` hold ``ci_prob``, ``model``, ``converged``, the
+        covariates and ``extrapolation`` (list of :func:`extrapolation_messages` for the grid's
+        days, scores and covariates; each distinct one is issued once as a :class:`RiskWarning`).
     """
     result = _load(fit)
     spec = result.spec
@@ -889,6 +1017,8 @@ def risk_grid(
         raise BayesctError("scores must list at least one CT score")
     day_list, period_labels = _grid_days(days, periods)
     X_frame, used_cov = _covariate_frame(spec, age=age, sex=sex, covariates=covariates, from_history=None)
+    extrapolation = extrapolation_messages(result, day=day_list, ct_score=score_list, covariates=used_cov)
+    _warn_extrapolation(extrapolation)
     sc = np.asarray(score_list)
     blocks = []
     if spec.family == "scan_logistic":
@@ -904,15 +1034,26 @@ def risk_grid(
     rows = []
     for j, (d, draws) in enumerate(zip(day_list, blocks, strict=True)):
         lo, med, hi = np.quantile(draws, q, axis=0)
+        mean = np.mean(draws, axis=0)
         for i, s in enumerate(score_list):
             row: dict[str, Any] = {"ct_score": s, "day": d}
             if period_labels is not None:
                 row["period"] = period_labels[j]
-            row.update(median=float(med[i]), lo=float(lo[i]), hi=float(hi[i]), band=risk_band(float(med[i])))
+            row.update(
+                median=float(med[i]),
+                lo=float(lo[i]),
+                hi=float(hi[i]),
+                mean=float(mean[i]),
+                band=risk_band(float(med[i])),
+            )
             rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs.update(
-        ci_prob=float(ci_prob), model=spec.name, converged=bool(result.passed), covariates=used_cov
+        ci_prob=float(ci_prob),
+        model=spec.name,
+        converged=bool(result.passed),
+        covariates=used_cov,
+        extrapolation=extrapolation,
     )
     return out
 
@@ -1079,11 +1220,13 @@ def run_cli(args: argparse.Namespace) -> int:
 
     ``args`` carries ``fit_dir, ct_score, day, age, sex, history, json, grid, days, out, seed,
     draws``. A query prints one line (or, with ``json``, one JSON object with ``p_death``
-    {median, lo, hi}, ``ci_prob``, ``model``, ``converged``, ``inputs``). ``grid`` computes the
-    Table 3 grid (by period unless ``days`` are given), writes ``out`` (CSV) and a heat map PNG
-    beside it, or prints the CSV when ``out`` is not given. Errors raise
-    :class:`~bayesct.errors.BayesctError`; a fit that missed its convergence gates prints a
-    WARNING line to stderr.
+    {median, lo, hi, mean}, ``ci_prob``, ``model``, ``converged``, ``inputs``, ``notes``,
+    ``extrapolation``). ``grid`` computes the Table 3 grid (by period unless ``days`` are given),
+    writes ``out`` (CSV) and a heat map PNG beside it, or prints the CSV when ``out`` is not
+    given. Errors raise :class:`~bayesct.errors.BayesctError`; a fit that missed its convergence
+    gates prints a WARNING line to stderr, and each distinct :class:`RiskWarning` (poor
+    importance sampling, a query that extrapolates beyond the fitted cohort) a ``warning: ...``
+    line.
     """
     get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     seed = int(get("seed", 0) or 0)
@@ -1104,8 +1247,8 @@ def run_cli(args: argparse.Namespace) -> int:
             code = _cli_grid(args, result, max_draws, seed)
         else:
             code = _cli_query(args, result, max_draws, seed)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    for msg in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {msg}", file=sys.stderr)
     return code
 
 
@@ -1123,13 +1266,14 @@ def _cli_query(args: argparse.Namespace, result: Any, max_draws: int, seed: int)
     a = ds.attrs
     if getattr(args, "json", False):
         obj = {
-            "p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"]},
+            "p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"], "mean": a["mean"]},
             "ci_prob": a["ci_prob"],
             "model": a["model"],
             "converged": a["converged"],
             "method": a["method"],
             "inputs": a["inputs"],
             "notes": a["notes"],
+            "extrapolation": a["extrapolation"],
         }
         if math.isfinite(a["ess_min"]):
             obj["ess_min"] = a["ess_min"]
@@ -1138,7 +1282,7 @@ def _cli_query(args: argparse.Namespace, result: Any, max_draws: int, seed: int)
         ci = f"{100 * a['ci_prob']:g}% CrI"
         print(
             f"P(death) = {_pct(a['median'])} [{_pct(a['lo'])}, {_pct(a['hi'])}] "
-            f"({ci}; model {a['model']}; {_describe_inputs(a['inputs'])})"
+            f"({ci}; mean {_pct(a['mean'])}; model {a['model']}; {_describe_inputs(a['inputs'])})"
         )
         for note in a["notes"]:
             print(f"note: {note}", file=sys.stderr)
@@ -1179,6 +1323,7 @@ def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) 
                         "model": grid.attrs["model"],
                         "converged": grid.attrs["converged"],
                         "ci_prob": grid.attrs["ci_prob"],
+                        "extrapolation": grid.attrs["extrapolation"],
                     }
                 )
             )
@@ -1191,6 +1336,7 @@ def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) 
                     "model": grid.attrs["model"],
                     "converged": grid.attrs["converged"],
                     "ci_prob": grid.attrs["ci_prob"],
+                    "extrapolation": grid.attrs["extrapolation"],
                     "grid": grid.to_dict(orient="records"),
                 }
             )

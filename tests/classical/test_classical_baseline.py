@@ -22,6 +22,7 @@ def test_continuous_rows(cohort):
         row = table.loc[table["variable"] == var].iloc[0]
         surv, dead = _groups(cohort, var)
         assert row["kind"] == "continuous" and row["test"] == "mann-whitney"
+        assert row["p_method"] == "asymptotic"  # groups larger than 8
         ref = stats.mannwhitneyu(surv, dead, alternative="two-sided", method="asymptotic")
         assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-12)
         assert row["value_survivors"] == pytest.approx(surv.mean())
@@ -36,38 +37,80 @@ def test_categorical_and_binary_rows(cohort):
     sex = table.loc[table["variable"] == "sex"]
     assert list(sex["level"]) == ["female", "male"]
     tab = pd.crosstab(p["sex"], p["died"]).to_numpy()
-    ref = stats.chi2_contingency(tab, correction=False)
-    expect_test = "fisher" if (ref.expected_freq < 5).any() else "chi-square"
-    assert (sex["test"] == expect_test).all()
-    if expect_test == "chi-square":
-        assert sex["p_value"].iloc[0] == pytest.approx(ref.pvalue, rel=1e-12)
+    # a two-level variable is a 2 x 2 table: Fisher's exact test, whatever the expected counts
+    assert (sex["test"] == "fisher").all() and (sex["p_method"] == "exact").all()
+    assert sex["p_value"].iloc[0] == pytest.approx(stats.fisher_exact(tab).pvalue, rel=1e-12)
     assert sex["value_all"].sum() == len(p)
     for var in ("fever", "dyspnea", "hypertension"):
         row = table.loc[table["variable"] == var].iloc[0]
         assert row["kind"] == "binary" and row["level"] == "yes"
         tab = pd.crosstab(p[var], p["died"]).reindex(index=[1, 0], columns=[0, 1], fill_value=0).to_numpy()
-        chi = stats.chi2_contingency(tab, correction=False)
-        if (chi.expected_freq < 5).any():
-            assert row["test"] == "fisher"
-            assert row["p_value"] == pytest.approx(stats.fisher_exact(tab).pvalue, rel=1e-12)
-        else:
-            assert row["test"] == "chi-square"
-            assert row["p_value"] == pytest.approx(chi.pvalue, rel=1e-12)
+        assert row["test"] == "fisher" and row["p_method"] == "exact"
+        assert row["p_value"] == pytest.approx(stats.fisher_exact(tab).pvalue, rel=1e-12)
         assert row["value_nonsurvivors"] == tab[0, 1]
         assert row["spread_survivors"] == pytest.approx(100 * tab[0, 0] / tab[:, 0].sum())
-    # hypertension only in non-survivors: small expected counts -> Fisher
-    assert table.loc[table["variable"] == "hypertension", "test"].iloc[0] == "fisher"
 
 
 def test_contingency_rule_and_degenerate_tables():
+    # 2 x 2: Fisher's exact even when every expected count is >= 5 (SPSS's Exact Sig.)
     big = np.array([[30, 20], [25, 25]])
-    assert contingency_test(big)[0] == "chi-square"
-    assert contingency_test(big)[2] == pytest.approx(stats.chi2_contingency(big, correction=False).pvalue)
+    assert contingency_test(big)[0] == "fisher"
+    assert contingency_test(big)[2] == pytest.approx(stats.fisher_exact(big).pvalue, rel=1e-12)
     small = np.array([[3, 1], [25, 25]])
     assert contingency_test(small)[0] == "fisher"
     assert contingency_test(small)[2] == pytest.approx(stats.fisher_exact(small).pvalue)
+    # larger tables: Pearson chi-square without continuity correction
+    three = np.array([[30, 20], [25, 25], [2, 6]])
+    assert contingency_test(three)[0] == "chi-square"
+    assert contingency_test(three)[2] == pytest.approx(stats.chi2_contingency(three, correction=False).pvalue)
+    # a 3-level variable with an unused level is a 2 x 2 table
+    assert contingency_test(np.array([[30, 20], [0, 0], [25, 25]]))[0] == "fisher"
     assert contingency_test(np.array([[68, 25], [0, 0]]))[0] == "none"  # constant variable
     assert contingency_test(np.array([[5, 0], [6, 0]]))[0] == "none"  # one group empty
+
+
+def _hand_made_cohort(died, **covariates):
+    n = len(died)
+    ids = [f"H{i:02d}" for i in range(n)]
+    visits = pd.DataFrame(
+        {"patient_id": ids, "day": 3.0, "period": "0-5", "ct_score": np.arange(n, dtype=float) % 20}
+    )
+    patients = pd.DataFrame({"died": np.asarray(died, dtype=np.int64), **covariates}, index=pd.Index(ids))
+    patients.index.name = "patient_id"
+    return Cohort(visits, patients, source="hand-made")
+
+
+def test_binary_row_is_fisher_exact_on_a_hand_made_2x2():
+    # exposed: 12 of 20 survivors, 3 of 10 non-survivors; all expected counts >= 5,
+    # so the old rule (chi-square unless an expected count < 5) gave Pearson's p here
+    died = [0] * 20 + [1] * 10
+    exposed = [1] * 12 + [0] * 8 + [1] * 3 + [0] * 7
+    table = baseline(_hand_made_cohort(died, exposed=exposed))
+    row = table.loc[table["variable"] == "exposed"].iloc[0]
+    tab = np.array([[12, 3], [8, 7]])
+    assert (stats.chi2_contingency(tab, correction=False).expected_freq >= 5).all()
+    fisher = stats.fisher_exact(tab, alternative="two-sided")
+    assert row["test"] == "fisher" and row["p_method"] == "exact"
+    assert row["p_value"] == pytest.approx(fisher.pvalue, rel=1e-12)
+    assert row["statistic"] == pytest.approx(fisher.statistic)
+    assert row["p_value"] != pytest.approx(stats.chi2_contingency(tab, correction=False).pvalue)
+
+
+def test_mann_whitney_exact_for_small_samples_without_ties():
+    died = [0] * 7 + [1] * 5
+    score = [1.0, 2.0, 3.5, 4.0, 6.0, 7.0, 9.0, 5.0, 8.0, 10.0, 11.0, 12.0]
+    row = baseline(_hand_made_cohort(died, score=score)).query("variable == 'score'").iloc[0]
+    x, y = score[:7], score[7:]
+    exact = stats.mannwhitneyu(x, y, alternative="two-sided", method="exact")
+    assert row["test"] == "mann-whitney" and row["p_method"] == "exact"
+    assert row["p_value"] == pytest.approx(exact.pvalue, rel=1e-12)
+    assert row["p_value"] == pytest.approx(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    # a tie -> the asymptotic p with tie correction
+    tied = [*score[:6], 5.0, *score[7:]]
+    row = baseline(_hand_made_cohort(died, score=tied)).query("variable == 'score'").iloc[0]
+    assert row["p_method"] == "asymptotic"
+    ref = stats.mannwhitneyu(tied[:7], tied[7:], alternative="two-sided", method="asymptotic")
+    assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-12)
 
 
 def test_missing_and_constant_covariates(cohort):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from bayesct.constants import LABS, PERIOD_LABELS
+from bayesct.constants import CT_ZONES, LABS, PERIOD_LABELS
 from bayesct.data import Cohort, assign_period, build_cohort
 from bayesct.errors import BayesctError, DataValidationError
 
@@ -264,10 +266,26 @@ def test_percentage_out_of_range(lab: str, value: str) -> None:
     expect_error(raw, row=6, column=lab, match=f"percentage.*got {value}")
 
 
-def test_percentage_of_exactly_100_is_fine() -> None:
+@pytest.mark.parametrize("lab", ["lymphocyte_pct", "neutrophil_pct"])
+@pytest.mark.parametrize("value", ["0", "100", "0.0", "100.0"])
+def test_percentage_of_exactly_0_or_100_is_refused(lab: str, value: str) -> None:
+    # logit(value / 100) is -inf at 0 and +inf at 100: both edges are refused
     raw = raw_visits()
-    raw.loc[4, "lymphocyte_pct"] = "100"
-    assert build_cohort(raw).visits["lymphocyte_pct"].max() == 100.0
+    raw[lab] = "50"
+    raw.loc[4, lab] = value
+    err = expect_error(raw, row=6, column=lab, match=f"strictly between 0 and 100.*got {value}")
+    assert re.search(r"logit\(value/100\)", str(err))
+    assert str(err).startswith(f"{SRC}, row 6, column '{lab}': {lab} is a percentage")
+
+
+@pytest.mark.parametrize("lab", ["lymphocyte_pct", "neutrophil_pct"])
+def test_percentage_just_inside_the_edges_is_fine(lab: str) -> None:
+    raw = raw_visits()
+    raw[lab] = ["0.5", "99.5", "50", "", "1e-3"]
+    values = build_cohort(raw).visits[lab]
+    assert values.min() == pytest.approx(1e-3)
+    assert values.max() == 99.5
+    assert sorted(values.dropna()) == [1e-3, 0.5, 50.0, 99.5]
 
 
 def test_non_positive_neutrophil_count() -> None:
@@ -572,3 +590,151 @@ def test_error_in_large_table_points_at_the_row(rng: np.random.Generator) -> Non
     raw = big_table(rng, n=2_000)
     raw.loc[6543, "ldh"] = "-5"
     expect_error(raw, row=6545, column="ldh", match="positive")
+
+
+# -- lung-zone scores ----------------------------------------------------------------------------------
+#: Zone scores for the rows of raw_visits(): they sum to its ct_score (10, 6, 4, -, 18); the fourth
+#: row (no ct_score) has partial zones.
+ZONE_ROWS = [
+    ["2", "2", "2", "2", "1", "1"],
+    ["1", "1", "1", "1", "1", "1"],
+    ["0", "1", "1", "1", "1", "0"],
+    ["1", "", "2", "", "", "0"],
+    ["3", "3", "3", "3", "3", "3"],
+]
+
+
+def raw_visits_with_zones() -> pd.DataFrame:
+    raw = raw_visits()
+    for j, zone in enumerate(CT_ZONES):
+        raw[zone] = [r[j] for r in ZONE_ROWS]
+    return raw
+
+
+def test_clean_cohort_with_zones_keeps_the_zone_columns() -> None:
+    cohort = build_cohort(raw_visits_with_zones(), source=SRC)
+    v = cohort.visits
+    assert list(v.columns) == [
+        "patient_id",
+        "day",
+        "period",
+        "ct_score",
+        "nlr",
+        "lymphocyte_pct",
+        *CT_ZONES,
+    ]
+    assert all(v[z].dtype == np.float64 for z in CT_ZONES)
+    # sorted by patient then day: P2 day 2 (input row 3) first
+    assert v.loc[0, list(CT_ZONES)].tolist() == [1.0] * 6
+    np.testing.assert_array_equal(v[list(CT_ZONES)].sum(axis=1, min_count=6).dropna(), [6, 10, 4, 18])
+    # partial zones with no total: the total stays missing, the zones are kept
+    partial = v.loc[v["ct_score"].isna()]
+    assert len(partial) == 1
+    np.testing.assert_array_equal(partial[list(CT_ZONES)].iloc[0], [1.0, np.nan, 2.0, np.nan, np.nan, 0.0])
+    assert not any("zone" in n for n in cohort.notes)
+    # zones are visit-level, not patient covariates; the layout survives a round trip
+    assert not set(CT_ZONES) & set(cohort.patients.columns)
+    again = build_cohort(cohort.to_frame(), source=SRC)
+    pd.testing.assert_frame_equal(again.visits, v)
+
+
+@pytest.mark.parametrize("value", ["5", "-1", "2.5", "x"])
+@pytest.mark.parametrize("zone", ["zone_ru", "zone_ll"])
+def test_bad_zone_value_names_file_row_and_column(zone: str, value: str) -> None:
+    raw = raw_visits_with_zones()
+    raw.loc[2, zone] = value
+    shown = "'x'" if value == "x" else value
+    err = expect_error(raw, row=4, column=zone, match=f"lung-zone score.*integer from 0 to 4, got {shown}")
+    assert str(err).startswith(f"{SRC}, row 4, column '{zone}': {zone} is a lung-zone score")
+
+
+@pytest.mark.parametrize("value", [5, -1, 2.5])
+def test_bad_zone_value_in_a_typed_table(value: float) -> None:
+    raw = raw_visits_with_zones()
+    raw["zone_lm"] = pd.to_numeric(raw["zone_lm"].replace("", np.nan)).astype(float)
+    raw.loc[4, "zone_lm"] = value
+    expect_error(raw, row=6, column="zone_lm", match="integer from 0 to 4")
+
+
+def test_bad_zone_value_in_a_table_without_ct_score() -> None:
+    raw = raw_visits_with_zones().drop(columns=["ct_score"])
+    raw.loc[0, "zone_rl"] = "5"
+    expect_error(raw, row=2, column="zone_rl", match="integer from 0 to 4, got 5")
+
+
+def test_ct_score_must_equal_the_sum_of_the_zones() -> None:
+    raw = raw_visits_with_zones()
+    raw.loc[0, "ct_score"] = "11"  # zones sum to 10
+    err = expect_error(raw, row=2, column="ct_score", match="sum of the six zone scores")
+    text = str(err)
+    assert "2 + 2 + 2 + 2 + 1 + 1 = 10" in text
+    assert text.endswith("got 11")
+
+
+def test_partial_zones_are_not_checked_against_the_total() -> None:
+    raw = raw_visits_with_zones()
+    raw.loc[0, "zone_ll"] = ""  # five zones sum to 9, ct_score 10 is given: no check possible
+    cohort = build_cohort(raw, source=SRC)
+    row = cohort.visits.loc[cohort.visits["day"] == 8.0].iloc[0]
+    assert row["ct_score"] == 10.0
+    assert np.isnan(row["zone_ll"])
+
+
+def test_ct_score_derived_from_the_zones_where_blank() -> None:
+    raw = raw_visits_with_zones()
+    raw.loc[1, "ct_score"] = ""  # P2 day 2, zones all 1
+    cohort = build_cohort(raw, source=SRC)
+    v = cohort.visits
+    assert v.loc[(v["patient_id"] == "P2") & (v["day"] == 2.0), "ct_score"].item() == 6.0
+    assert np.isnan(v.loc[(v["patient_id"] == "P1") & (v["day"] == 12.5), "ct_score"].item())
+    notes = [n for n in cohort.notes if "sum of the six zone scores" in n]
+    assert len(notes) == 1
+    assert notes[0].startswith(SRC)
+    assert "for 1 visit(s)" in notes[0]
+    assert "row 3" in notes[0]
+
+
+def test_ct_score_derived_when_the_column_is_absent() -> None:
+    raw = raw_visits_with_zones().drop(columns=["ct_score"])
+    cohort = build_cohort(raw, source=SRC)
+    v = cohort.visits
+    assert v["ct_score"].tolist()[:3] == [6.0, 10.0, 4.0]
+    assert v["ct_score"].isna().sum() == 1
+    assert cohort.n_scans == 4
+    assert any("for 4 visit(s)" in n for n in cohort.notes)
+
+
+def test_zones_alone_are_a_marker_column() -> None:
+    raw = raw_visits_with_zones().drop(columns=["ct_score", "nlr", "lymphocyte_pct"])
+    raw = raw.loc[raw["day"] != "12.5"]  # the partial-zone row would have no marker at all
+    cohort = build_cohort(raw, source=SRC)
+    assert cohort.markers == ("ct_score",)
+    assert cohort.visits["ct_score"].tolist() == [6.0, 10.0, 4.0, 18.0]
+
+
+def test_only_some_zone_columns_present() -> None:
+    raw = raw_visits_with_zones().drop(columns=["zone_lm", "zone_ll"])
+    raw.loc[1, "ct_score"] = ""
+    cohort = build_cohort(raw, source=SRC)
+    assert list(cohort.visits.columns)[-4:] == ["zone_ru", "zone_rm", "zone_rl", "zone_lu"]
+    assert cohort.visits["ct_score"].isna().sum() == 2  # nothing derived from four zones
+    assert not any("zone" in n for n in cohort.notes)
+
+
+def test_duplicate_rows_differing_only_in_a_zone_conflict() -> None:
+    raw = raw_visits_with_zones()
+    raw = pd.concat([raw, raw.iloc[[2]]], ignore_index=True)
+    raw.loc[5, ["zone_ru", "zone_rm"]] = ["1", "0"]  # same total 4, other zones
+    expect_error(raw, row=7, column="zone_ru", match="conflicting duplicate.*different zone_ru")
+
+
+def test_zone_column_in_patient_table_is_misplaced() -> None:
+    visits, patients = split_tables()
+    expect_error(
+        visits,
+        patients=patients.assign(zone_ru="1"),
+        row=1,
+        column="zone_ru",
+        match="visit-level column",
+        file="patients.csv",
+    )

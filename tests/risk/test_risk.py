@@ -261,7 +261,7 @@ def test_scan_logistic_history_uses_latest_scan(scan_logistic_fake):
 
 def test_grid_layout_and_bands(joint_fake):
     grid = risk_grid(joint_fake, days=[3, 8, 13], age=60, sex="male")
-    assert list(grid.columns) == ["ct_score", "day", "median", "lo", "hi", "band"]
+    assert list(grid.columns) == ["ct_score", "day", "median", "lo", "hi", "mean", "band"]
     assert len(grid) == 75
     assert set(grid["ct_score"]) == set(range(25))
     assert ((grid["lo"] <= grid["median"]) & (grid["median"] <= grid["hi"])).all()
@@ -350,13 +350,13 @@ def test_cli_query_text_and_json(joint_fake, capsys):
     assert run_cli(_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
     out = capsys.readouterr().out.strip()
     assert re.fullmatch(
-        r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; model joint; "
+        r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; mean \d+\.\d%; model joint; "
         r"CT 14 on day 8, age 60, male\)",
         out,
     ), out
     assert run_cli(_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
-    assert set(obj["p_death"]) == {"median", "lo", "hi"}
+    assert set(obj["p_death"]) == {"median", "lo", "hi", "mean"}
     assert obj["ci_prob"] == 0.95 and obj["model"] == "joint" and obj["converged"] is True
     assert obj["p_death"]["lo"] <= obj["p_death"]["median"] <= obj["p_death"]["hi"]
 

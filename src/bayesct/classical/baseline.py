@@ -48,7 +48,11 @@ def _fmt_mean_sd(mean: float, sd: float) -> str:
 
 
 def contingency_test(table: np.ndarray) -> tuple[str, float, float]:
-    """The paper's rule: Pearson chi-square, or Fisher's exact when an expected count is < 5.
+    """The paper's rule (as SPSS prints it): Fisher's exact for 2 x 2 tables, Pearson chi-square otherwise.
+
+    For a 2 x 2 table SPSS's crosstabs print Fisher's exact test next to the chi-square,
+    and the paper's binary p-values are the Fisher ones (sex: 0.098 where Pearson gives
+    0.061). Larger tables get Pearson's chi-square (SPSS without the Exact Tests module).
 
     Parameters
     ----------
@@ -58,8 +62,8 @@ def contingency_test(table: np.ndarray) -> tuple[str, float, float]:
     Returns
     -------
     test, statistic, p_value
-        ``"chi-square"`` (Pearson, no continuity correction; statistic chi2),
-        ``"fisher"`` (statistic: odds ratio for 2 x 2, table probability otherwise)
+        ``"fisher"`` (two-sided exact p; statistic: the sample odds ratio) for a 2 x 2 table,
+        ``"chi-square"`` (Pearson, no continuity correction; statistic chi2) for larger ones,
         or ``"none"`` (NaN) when a group is empty or only one level occurs.
     """
     tab = np.asarray(table, dtype=np.int64)
@@ -67,20 +71,39 @@ def contingency_test(table: np.ndarray) -> tuple[str, float, float]:
     if tab.shape[0] < 2 or (tab.sum(axis=0) == 0).any():
         return "none", math.nan, math.nan
     with quiet():
-        chi = stats.chi2_contingency(tab, correction=False)
-        if (np.asarray(chi.expected_freq) < 5).any():
-            fe = stats.fisher_exact(tab)
+        if tab.shape == (2, 2):
+            fe = stats.fisher_exact(tab, alternative="two-sided")
             return "fisher", float(fe.statistic), float(fe.pvalue)
+        chi = stats.chi2_contingency(tab, correction=False)
         return "chi-square", float(chi.statistic), float(chi.pvalue)
+
+
+#: How each test's p-value is computed, for the ``p_method`` column of :func:`baseline`.
+_P_METHOD: Final[dict[str, str]] = {"fisher": "exact", "chi-square": "asymptotic", "none": ""}
+
+
+def mann_whitney_method(x: np.ndarray, y: np.ndarray) -> str:
+    """``"exact"`` for small samples without ties (a group of at most 8), else ``"asymptotic"``.
+
+    The exact p-value (SPSS's "Exact Sig.") is the permutation distribution of U, which
+    has no correction for ties; otherwise the normal approximation with tie and continuity
+    correction (SPSS's "Asymp. Sig."). This is scipy's ``method="auto"`` rule, made
+    explicit so that the table can say which was used.
+    """
+    both = np.concatenate([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+    ties = np.unique(both).size < both.size
+    return "exact" if min(np.size(x), np.size(y)) <= 8 and not ties else "asymptotic"
 
 
 def baseline(cohort: Cohort) -> pd.DataFrame:
     """Table 1: patient covariates by outcome.
 
     Continuous covariates (non-binary numeric, e.g. age, duration) are given as
-    mean ± SD and compared with the Mann-Whitney U test; categorical and 0/1
-    covariates as n (%) and compared with Pearson's chi-square (no continuity
-    correction) or Fisher's exact test when any expected count is < 5.
+    mean ± SD and compared with the Mann-Whitney U test (exact p for a group of at
+    most 8 without ties, else asymptotic: :func:`mann_whitney_method`); categorical
+    and 0/1 covariates as n (%) and compared, as SPSS prints it, with Fisher's exact
+    test (two-sided) when the table is 2 x 2 and Pearson's chi-square (no continuity
+    correction) when it is larger (:func:`contingency_test`).
 
     Parameters
     ----------
@@ -94,7 +117,10 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
         per level of a categorical variable: ``variable, level, kind, all,
         survivors, nonsurvivors`` (formatted as in the paper), the numbers behind
         them (``value_*``: mean or count; ``spread_*``: SD or percent), ``n_missing``,
-        ``test, statistic, p_value`` (repeated on each level of one variable).
+        ``test`` (``"mann-whitney"``, ``"fisher"``, ``"chi-square"`` or ``"none"``),
+        ``p_method`` (``"exact"`` or ``"asymptotic"``: how the p-value was computed;
+        empty when there is no test), ``statistic, p_value`` (repeated on each level
+        of one variable).
     """
     patients = cohort.patients
     dead = patients[DIED].to_numpy(dtype=np.int64) == 1
@@ -117,11 +143,17 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
                 row[f"spread_{g}"] = sd
             x, y = vals[groups["survivors"]], vals[groups["nonsurvivors"]]
             if x.size and y.size:
+                method = mann_whitney_method(x, y)
                 with quiet():
-                    mw = stats.mannwhitneyu(x, y, alternative="two-sided", method=MW_METHOD)
-                row.update(test="mann-whitney", statistic=float(mw.statistic), p_value=float(mw.pvalue))
+                    mw = stats.mannwhitneyu(x, y, alternative="two-sided", method=method)
+                row.update(
+                    test="mann-whitney",
+                    p_method=method,
+                    statistic=float(mw.statistic),
+                    p_value=float(mw.pvalue),
+                )
             else:
-                row.update(test="none", statistic=math.nan, p_value=math.nan)
+                row.update(test="none", p_method="", statistic=math.nan, p_value=math.nan)
             row["n_missing"] = n_missing
             rows.append(row)
             continue
@@ -156,7 +188,9 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
                 row[g] = _fmt_count(count, total)
                 row[f"value_{g}"] = float(count)
                 row[f"spread_{g}"] = _pct(count, total)
-            row.update(test=test, statistic=statistic, p_value=p, n_missing=n_missing)
+            row.update(
+                test=test, p_method=_P_METHOD[test], statistic=statistic, p_value=p, n_missing=n_missing
+            )
             rows.append(row)
     columns = [
         "variable",
@@ -173,6 +207,7 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
         "spread_nonsurvivors",
         "n_missing",
         "test",
+        "p_method",
         "statistic",
         "p_value",
     ]

@@ -240,7 +240,7 @@ def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None) -> str
 
 
 _SHOW: dict[str, list[str]] = {
-    "baseline": ["variable", "level", "all", "survivors", "nonsurvivors", "test", "p_value"],
+    "baseline": ["variable", "level", "all", "survivors", "nonsurvivors", "test", "p_method", "p_value"],
     "admission": [
         "marker",
         "summary",

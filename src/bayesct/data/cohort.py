@@ -6,8 +6,11 @@ A cohort is two tables:
     One row per patient-visit, sorted by patient then day, with the columns
     ``patient_id`` (str), ``day`` (float, days since symptom onset, >= 0),
     ``period`` (ordered categorical, :data:`bayesct.constants.PERIOD_LABELS`),
-    ``ct_score`` (float holding integers 0-24, NaN where no CT that day) and one
-    float column per lab present (NaN where not drawn).
+    ``ct_score`` (float holding integers 0-24, NaN where no CT that day), one
+    float column per lab present (NaN where not drawn) and, when the input had
+    them, the lung-zone columns of :data:`bayesct.constants.CT_ZONES` present
+    (float holding integers 0-4, NaN where not scored; where all six are
+    given they sum to ``ct_score``).
 ``patients``
     One row per patient, indexed by ``patient_id`` (str) in the visits' order,
     with ``died`` (int 0/1) and any patient-level covariates (``age``, ``sex``,
@@ -28,7 +31,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayesct.constants import CT, DAY, DIED, LABS, MARKERS, PATIENT, PERIOD, PERIOD_EDGES, PERIOD_LABELS
+from bayesct.constants import (
+    CT,
+    CT_ZONES,
+    DAY,
+    DIED,
+    LABS,
+    MARKERS,
+    PATIENT,
+    PERIOD,
+    PERIOD_EDGES,
+    PERIOD_LABELS,
+)
 
 
 def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical[str]:
@@ -148,9 +162,12 @@ class Cohort:
         Keys are marker columns of ``visits`` (arrays aligned with its rows;
         NaN keeps a value missing) or ``died`` (an array aligned with
         ``patients``). Used by the posterior predictive replication, which must
-        not pay for re-validation on every replicate.
+        not pay for re-validation on every replicate. A replaced ``ct_score`` drops the
+        zone columns (``CT_ZONES``), which would no longer sum to it.
         """
         visits = self.visits.copy()
+        if CT in values:
+            visits = visits.drop(columns=[z for z in CT_ZONES if z in visits])
         patients = self.patients
         for key, arr in values.items():
             if key == DIED:

@@ -111,8 +111,15 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from bayesct.constants import CT, CT_MAX, DAY, DIED, LABS, MARKERS, PATIENT, PCT_LABS, PERIOD
+from bayesct.constants import CT, CT_MAX, DAY, DIED, GENERATORS, LABS, MARKERS, PATIENT, PCT_LABS, PERIOD
 from bayesct.data.cohort import Cohort, assign_period
+from bayesct.data.zones import (
+    ZONE_GENERATORS,
+    ZoneParams,
+    ZoneSimulatedCohort,
+    merge_changes,
+    simulate_zone_cohort,
+)
 
 #: Centre (days) and scale (days) of the time transform g(t) = (t - centre) / scale.
 TIME_CENTRE: float = 10.0
@@ -283,16 +290,7 @@ class SimulationParams:
 
     def replace(self, **changes: Any) -> SimulationParams:
         """A copy with some parameters changed; dict parameters are merged over the current ones."""
-        current = self.as_dict()
-        for key, value in changes.items():
-            if key not in current:
-                raise TypeError(f"SimulationParams has no parameter '{key}'")
-            if isinstance(current[key], dict) and isinstance(value, Mapping):
-                current[key] = {**current[key], **value}
-            else:
-                current[key] = value
-        current["n_scans_probs"] = tuple(current["n_scans_probs"])
-        return SimulationParams(**current)
+        return SimulationParams(**merge_changes(self, changes, tuples=("n_scans_probs",)))
 
 
 # -- model pieces ------------------------------------------------------------------
@@ -432,14 +430,71 @@ def _check_markers(markers: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(m for m in MARKERS if m in set(markers))
 
 
+def assemble_cohort(
+    rng: np.random.Generator,
+    *,
+    ids: np.ndarray,
+    pidx: np.ndarray,
+    day: np.ndarray,
+    values: Mapping[str, np.ndarray],
+    keep: Sequence[str],
+    died: np.ndarray,
+    age: np.ndarray,
+    male: np.ndarray,
+    last_day: np.ndarray,
+    effect_cols: Mapping[str, np.ndarray],
+    notes: tuple[str, ...],
+    extra_visit_columns: Mapping[str, np.ndarray] | None = None,
+) -> tuple[Cohort, pd.DataFrame]:
+    """Draw the descriptive covariates and lay simulated visits out as a :class:`Cohort`.
+
+    Shared by every generator: ``pidx`` and ``day`` index the visit rows (sorted by patient and
+    day), ``values`` holds each marker's value per row (NaN where not measured), ``keep`` the
+    markers to return. Rows left with no kept marker are dropped, and patients with no row.
+    Returns the cohort and the true effects (``effect_cols``) of the patients kept.
+    """
+    descriptive = _descriptive_covariates(rng, died)
+    dur_mean = np.where(died == 1, DURATION_MOMENTS[1][0], DURATION_MOMENTS[0][0])
+    dur_sd = np.where(died == 1, DURATION_MOMENTS[1][1], DURATION_MOMENTS[0][1])
+    duration = np.maximum(np.rint(rng.normal(dur_mean, dur_sd)), last_day + 1.0).astype(np.int64)
+    treatments = _treatments(rng, died)
+
+    row_keep = np.zeros(pidx.size, dtype=bool)
+    for k in keep:
+        row_keep |= ~np.isnan(values[k])
+    visits = pd.DataFrame({PATIENT: pd.array(ids[pidx], dtype="str"), DAY: day})
+    visits[PERIOD] = assign_period(day)
+    for k in keep:
+        visits[k] = values[k]
+    for name, column in (extra_visit_columns or {}).items():
+        visits[name] = column
+    visits = visits.loc[row_keep].reset_index(drop=True)
+    kept = np.unique(pidx[row_keep])
+    index = pd.Index(pd.array(ids[kept], dtype="str"), name=PATIENT)
+    sex = np.where(male == 1, "male", "female").astype(object)
+    covariates = {
+        "age": age.astype(float),
+        "sex": sex,
+        **descriptive,
+        "duration": duration.astype(float),
+        **treatments,
+    }
+    patients = pd.DataFrame({DIED: died[kept], **{c: x[kept] for c, x in covariates.items()}}, index=index)
+    patients["sex"] = patients["sex"].astype("str")
+    effects = pd.DataFrame({c: x[kept] for c, x in effect_cols.items()}, index=index)
+    return Cohort(visits, patients, source="simulated", notes=notes), effects
+
+
 def simulate_cohort(
     n_patients: int = 93,
     seed: int = 0,
     *,
-    params: SimulationParams | None = None,
+    params: SimulationParams | ZoneParams | None = None,
     markers: Sequence[str] | None = None,
-) -> SimulatedCohort:
-    """Simulate a cohort from the joint model (see the module docstring).
+    generator: str = "joint",
+    zone_columns: bool = False,
+) -> SimulatedCohort | ZoneSimulatedCohort:
+    """Simulate a cohort from the joint model (see the module docstring) or another generator.
 
     Parameters
     ----------
@@ -454,12 +509,31 @@ def simulate_cohort(
         made for all markers whatever the subset, so a subset returns the same values of its
         markers as the full simulation with the same seed; visits left with no selected marker
         (lab-only visits when only ``ct_score`` is asked for) are dropped.
+    generator
+        ``"joint"`` (this module's model, the one bayesct's ``joint`` spec fits), or one that
+        bayesct does not fit (:mod:`bayesct.data.zones`): ``"zones"`` (the CT score as six
+        ordinal lung zones) or ``"skewed"`` (zones, a skewed level effect, and ESR apart from
+        the shared severity). ``params`` must then be a :class:`~bayesct.data.zones.ZoneParams`.
+    zone_columns
+        With a zone generator, also write the six zone scores on each scan row.
 
     Returns
     -------
-    SimulatedCohort
+    SimulatedCohort or ZoneSimulatedCohort
         The cohort (``source="simulated"``), the parameters and the true effects.
     """
+    if generator in ZONE_GENERATORS:
+        if params is not None and not isinstance(params, ZoneParams):
+            raise TypeError(f"generator '{generator}' takes ZoneParams, not {type(params).__name__}")
+        return simulate_zone_cohort(
+            n_patients, seed, generator=generator, params=params, markers=markers, zone_columns=zone_columns
+        )
+    if generator != "joint":
+        raise ValueError(f"unknown generator '{generator}'; choose among {', '.join(GENERATORS)}")
+    if zone_columns:
+        raise ValueError("zone_columns needs a zone generator ('zones' or 'skewed')")
+    if not isinstance(params, SimulationParams | None):
+        raise TypeError(f"generator 'joint' takes SimulationParams, not {type(params).__name__}")
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
     params = params or SimulationParams()
@@ -525,38 +599,23 @@ def simulate_cohort(
         values[k] = np.where(observed, _to_natural(k, draw), np.nan)
 
     # -- patient-level descriptive covariates (drawn after everything above) -----
-    descriptive = _descriptive_covariates(rng, died)
     last_day = np.max(np.where(is_scan, days, -np.inf), axis=1)
-    dur_mean = np.where(died == 1, DURATION_MOMENTS[1][0], DURATION_MOMENTS[0][0])
-    dur_sd = np.where(died == 1, DURATION_MOMENTS[1][1], DURATION_MOMENTS[0][1])
-    duration = np.maximum(np.rint(rng.normal(dur_mean, dur_sd)), last_day + 1.0).astype(np.int64)
-    treatments = _treatments(rng, died)
-
-    # -- assemble in the Cohort layout -------------------------------------------
-    row_keep = np.zeros(n_rows, dtype=bool)
-    for k in keep:
-        row_keep |= ~np.isnan(values[k])
-    visits = pd.DataFrame({PATIENT: pd.array(ids[pidx], dtype="str"), DAY: day})
-    visits[PERIOD] = assign_period(day)
-    for k in keep:
-        visits[k] = values[k]
-    visits = visits.loc[row_keep].reset_index(drop=True)
-    kept = np.unique(pidx[row_keep])
-    index = pd.Index(pd.array(ids[kept], dtype="str"), name=PATIENT)
-    sex = np.where(male == 1, "male", "female").astype(object)
-    covariates = {
-        "age": age.astype(float),
-        "sex": sex,
-        **descriptive,
-        "duration": duration.astype(float),
-        **treatments,
-    }
-    patients = pd.DataFrame({DIED: died[kept], **{c: x[kept] for c, x in covariates.items()}}, index=index)
-    patients["sex"] = patients["sex"].astype("str")
     effect_cols = {"u0": u0, "u1": u1, **{f"v_{k}": v[k] for k in MARKERS if k == CT or k in keep}}
-    effects = pd.DataFrame({c: x[kept] for c, x in effect_cols.items()}, index=index)
     notes = (f"simulated: {n} patients, seed {seed}, {int(n_scan_kept.sum())} CT scans",)
-    cohort = Cohort(visits, patients, source="simulated", notes=notes)
+    cohort, effects = assemble_cohort(
+        rng,
+        ids=ids,
+        pidx=pidx,
+        day=day,
+        values=values,
+        keep=keep,
+        died=died,
+        age=age,
+        male=male,
+        last_day=last_day,
+        effect_cols=effect_cols,
+        notes=notes,
+    )
     return SimulatedCohort(cohort=cohort, params=params, effects=effects)
 
 

@@ -10,12 +10,19 @@ the first problem found.
 Rules (see DESIGN.md, "The column vocabulary"):
 
 * visit-level columns: ``patient_id`` and ``day`` (required), ``ct_score``,
-  the labs of :data:`bayesct.constants.LABS` and ``neutrophil_count`` (used
-  only to derive NLR); every other column is patient-level;
+  the labs of :data:`bayesct.constants.LABS`, ``neutrophil_count`` (used
+  only to derive NLR) and the optional lung-zone scores
+  :data:`bayesct.constants.CT_ZONES` (``zone_ru`` ... ``zone_ll``, integers
+  0-4); every other column is patient-level;
+* zone scores: where all six zones and ``ct_score`` are given, ``ct_score``
+  must equal their sum; where all six are given and ``ct_score`` is blank or
+  absent, it is derived as their sum (noted); partial zones leave a blank
+  ``ct_score`` blank; the zone columns present are kept in ``Cohort.visits``;
 * patient-level values must agree within a patient (blanks on some rows are
   allowed; the patient's value is the one given), ``died`` is required (0/1);
 * nothing is dropped silently: collapsed duplicate rows, excluded rows with no
-  marker at all and derived NLR values are reported in ``Cohort.notes``.
+  marker at all, derived NLR values and derived CT totals are reported in
+  ``Cohort.notes``.
 
 Everything is vectorised; Python loops run over columns, never over rows.
 """
@@ -28,7 +35,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bayesct.constants import CT, CT_MAX, DAY, DERIVATION_COLUMNS, DIED, LABS, PATIENT, PCT_LABS, PERIOD
+from bayesct.constants import (
+    CT,
+    CT_MAX,
+    CT_ZONES,
+    DAY,
+    DERIVATION_COLUMNS,
+    DIED,
+    LABS,
+    PATIENT,
+    PCT_LABS,
+    PERIOD,
+    ZONE_MAX,
+)
 from bayesct.data.cohort import Cohort, assign_period
 from bayesct.errors import DataValidationError
 
@@ -39,8 +58,8 @@ BLANK_TOKENS: frozenset[str] = frozenset({"", "na", "n/a", "nan", "null", "#n/a"
 
 NEUTROPHIL_COUNT = "neutrophil_count"
 #: Columns that belong to one visit; every other column is patient-level.
-VISIT_COLUMNS: tuple[str, ...] = (PATIENT, DAY, CT, *LABS, *DERIVATION_COLUMNS)
-_MARKER_INPUTS: tuple[str, ...] = (CT, *LABS, *DERIVATION_COLUMNS)
+VISIT_COLUMNS: tuple[str, ...] = (PATIENT, DAY, CT, *LABS, *DERIVATION_COLUMNS, *CT_ZONES)
+_MARKER_INPUTS: tuple[str, ...] = (CT, *LABS, *DERIVATION_COLUMNS, *CT_ZONES)
 _AGE = "age"
 _SEX = "sex"
 _AGE_MAX = 120.0
@@ -358,11 +377,14 @@ def build_cohort(
             None,
             DIED,
         )
-    if not any(c in v.columns for c in (CT, *LABS)) and not {NEUTROPHIL_COUNT, "lymphocyte_count"} <= set(
-        v.columns
+    if (
+        not any(c in v.columns for c in (CT, *LABS))
+        and not {NEUTROPHIL_COUNT, "lymphocyte_count"} <= set(v.columns)
+        and not set(CT_ZONES) <= set(v.columns)
     ):
         raise _fail(
-            f"no marker column: expected '{CT}' and/or lab columns ({', '.join(LABS)}); "
+            f"no marker column: expected '{CT}' (or the six zone columns {', '.join(CT_ZONES)}) "
+            f"and/or lab columns ({', '.join(LABS)}); "
             f"the columns are: {_columns_list(v)}",
             source,
         )
@@ -415,16 +437,44 @@ def build_cohort(
         values[CT] = ct
     else:
         values[CT] = np.full(len(v), np.nan)
+    zones_present = [z for z in CT_ZONES if z in v.columns]
+    for zone in zones_present:
+        zone_what = f"{zone} is a lung-zone score and must be an integer from 0 to {ZONE_MAX}"
+        zs = _numbers(v[zone], source, v_rows, zone, zone_what)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(zs) & ((zs != np.round(zs)) | (zs < 0) | (zs > ZONE_MAX))
+        _check(bad, v[zone], source, v_rows, zone, zone_what)
+        values[zone] = zs
+    if len(zones_present) == len(CT_ZONES):
+        zone_values = np.column_stack([values[z] for z in CT_ZONES])
+        all_zones = ~np.isnan(zone_values).any(axis=1)
+        zone_total = zone_values.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            mismatch = all_zones & ~np.isnan(values[CT]) & (values[CT] != zone_total)
+        if mismatch.any():
+            i = _first(mismatch)
+            parts = " + ".join(_show(zone_values[i, j]) for j in range(len(CT_ZONES)))
+            raise _fail(
+                f"{CT} must equal the sum of the six zone scores ({' + '.join(CT_ZONES)} = "
+                f"{parts} = {_show(zone_total[i])}), got {_show(v[CT].iloc[i])}",
+                source,
+                int(v_rows[i]),
+                CT,
+            )
     for lab in (*LABS, *DERIVATION_COLUMNS):
         if lab not in v.columns:
             continue
         if lab in PCT_LABS:
-            what = f"{lab} is a percentage and must be a number in (0, 100]"
+            # 0 and 100 are refused too: the model uses logit(value / 100), infinite at both ends
+            what = (
+                f"{lab} is a percentage and must be strictly between 0 and 100 "
+                "(the model uses logit(value/100), which is infinite at 0 and 100)"
+            )
         else:
             what = f"{lab} must be a positive number (> 0)"
         x = _numbers(v[lab], source, v_rows, lab, what)
         with np.errstate(invalid="ignore"):
-            bad = ~np.isnan(x) & ((x <= 0) | ((x > 100) if lab in PCT_LABS else False))
+            bad = ~np.isnan(x) & ((x <= 0) | ((x >= 100) if lab in PCT_LABS else False))
         _check(bad, v[lab], source, v_rows, lab, what)
         values[lab] = x
 
@@ -442,6 +492,17 @@ def build_cohort(
             f"(row {_row_list(v_rows[identical])})"
         )
         w = w.loc[~identical]
+
+    if len(zones_present) == len(CT_ZONES):
+        zone_sum = w[list(CT_ZONES)].sum(axis=1, min_count=len(CT_ZONES))
+        fill_ct = w[CT].isna() & zone_sum.notna()
+        n_ct = int(fill_ct.sum())
+        if n_ct:
+            w[CT] = w[CT].where(~fill_ct, zone_sum)
+            notes.append(
+                f"{source}: ct_score derived as the sum of the six zone scores for {n_ct} visit(s) "
+                f"where ct_score was blank or absent (row {_row_list(w['_row'].to_numpy()[fill_ct.to_numpy()])})"
+            )
 
     if NEUTROPHIL_COUNT in w.columns:
         if "lymphocyte_count" in w.columns:
@@ -489,7 +550,7 @@ def build_cohort(
         first = w.iloc[_first(same)]
         col = next(
             c
-            for c in (CT, *labs_present)
+            for c in (CT, *labs_present, *zones_present)
             if not (pd.isna(first[c]) and pd.isna(second[c])) and first[c] != second[c]
         )
 
@@ -516,6 +577,7 @@ def build_cohort(
             PERIOD: assign_period(w[DAY].to_numpy(dtype=float)),
             CT: w[CT].to_numpy(dtype=float),
             **{lab: w[lab].to_numpy(dtype=float) for lab in labs_present},
+            **{zone: w[zone].to_numpy(dtype=float) for zone in zones_present},
         }
     )
     patients_out.index = pd.Index(order.to_numpy(), dtype=str, name=PATIENT)

@@ -1,0 +1,260 @@
+r"""Numpy forms of the observation likelihoods.
+
+This module holds the plain-numpy (no PyMC, no PyTensor) form of each
+likelihood, for posterior predictive checks, pointwise log-likelihoods and
+tests. At present it holds the zone-level likelihood of the chest CT score.
+
+The zone-level CT likelihood
+----------------------------
+The semi-quantitative chest CT score is the sum of :data:`~bayesct.constants.N_ZONES`
+lung-zone scores (:data:`~bayesct.constants.CT_ZONES`), each an ordinal
+:math:`Y_z \in \{0, \dots, K\}` with :math:`K =` :data:`~bayesct.constants.ZONE_MAX`.
+Each zone follows a cumulative-logit (proportional-odds) model with latent
+severity :math:`\eta_z` and increasing cut-points :math:`c_{z,0} < \dots < c_{z,K-1}`:
+
+.. math::
+
+    P(Y_z \le j) = \operatorname{expit}(c_{z,j} - \eta_z), \qquad j = 0, \dots, K - 1,
+
+so that, with :math:`d_j = c_{z,j} - \eta_z`, :math:`d_{-1} = -\infty` and
+:math:`d_K = +\infty`,
+
+.. math::
+
+    P(Y_z = j) = \operatorname{expit}(d_j) - \operatorname{expit}(d_{j-1})
+               = \operatorname{expit}(d_j)\,\operatorname{expit}(-d_{j-1})\,
+                 \bigl(1 - e^{d_{j-1} - d_j}\bigr).
+
+The right-hand product is evaluated in log space,
+:math:`\log\operatorname{expit}(d_j) + \log\operatorname{expit}(-d_{j-1}) +
+\operatorname{log1mexp}(d_{j-1} - d_j)`, which involves no cancellation in
+either tail. Given the latent severities the zones are independent, and the
+total :math:`S = \sum_z Y_z \in \{0, \dots, N K\}` has the exact convolution pmf
+
+.. math::
+
+    P(S = s) = \sum_{y_1 + \dots + y_N = s} \prod_{z=1}^{N} P(Y_z = y_z),
+
+computed one zone at a time with ``logsumexp`` so that very small
+probabilities keep their relative accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import log_expit, logsumexp
+
+from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
+
+__all__ = ["ZONES", "log1mexp", "zone_logpmf", "zone_sum_loglik", "zone_sum_logpmf"]
+
+#: The zone columns, in the order of the zone axis of per-zone arguments.
+ZONES: tuple[str, ...] = CT_ZONES
+
+_LN2 = float(np.log(2.0))
+
+
+def log1mexp(x: ArrayLike) -> NDArray[np.float64]:
+    r"""Stable :math:`\log(1 - e^{x})` for :math:`x \le 0`.
+
+    Uses :math:`\log(-\operatorname{expm1}(x))` for :math:`x > -\log 2` and
+    :math:`\operatorname{log1p}(-e^{x})` otherwise (Maechler 2012). Returns
+    ``-inf`` at ``x = 0`` and ``0`` at ``x = -inf``.
+    """
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        near = x > -_LN2
+        out = np.where(
+            near, np.log(-np.expm1(np.where(near, x, -1.0))), np.log1p(-np.exp(np.minimum(x, 0.0)))
+        )
+    return np.asarray(out, dtype=float)
+
+
+def _check_cutpoints(cutpoints: NDArray[np.float64], per_zone: bool) -> None:
+    need = 2 if per_zone else 1
+    if cutpoints.ndim < need or cutpoints.shape[-1] != ZONE_MAX:
+        want = f"(..., {N_ZONES}, {ZONE_MAX})" if per_zone else f"(..., {ZONE_MAX})"
+        raise ValueError(f"cutpoints must have shape {want}, got {cutpoints.shape}")
+    if per_zone and cutpoints.shape[-2] != N_ZONES:
+        raise ValueError(
+            f"per-zone cutpoints must have shape (..., {N_ZONES}, {ZONE_MAX}), got {cutpoints.shape}"
+        )
+    if np.isnan(cutpoints).any():
+        raise ValueError("cutpoints contain NaN")
+    if (np.diff(cutpoints, axis=-1) < 0).any():
+        raise ValueError("cutpoints must be increasing along the last axis")
+
+
+def zone_logpmf(eta: ArrayLike, cutpoints: ArrayLike) -> NDArray[np.float64]:
+    r"""Log pmf of one zone score :math:`Y \in \{0, \dots, 4\}` under the cumulative-logit model.
+
+    .. math::
+
+        P(Y \le j) = \operatorname{expit}(c_j - \eta), \quad j = 0, \dots, 3;
+        \qquad
+        \log P(Y = j) = \log\operatorname{expit}(d_j) + \log\operatorname{expit}(-d_{j-1})
+                        + \operatorname{log1mexp}(d_{j-1} - d_j),
+
+    with :math:`d_j = c_j - \eta`, :math:`d_{-1} = -\infty`, :math:`d_4 = +\infty`.
+
+    Parameters
+    ----------
+    eta
+        Latent severity, any shape ``(...)``.
+    cutpoints
+        Cut-points, shape ``(..., 4)``, non-decreasing along the last axis; the
+        leading axes broadcast against ``eta``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log P(Y = j)`` for ``j = 0..4``, shape ``broadcast(eta, cutpoints[..., 0]) + (5,)``.
+        Equal adjacent cut-points give ``-inf`` for the empty category.
+
+    Raises
+    ------
+    ValueError
+        If ``cutpoints`` does not end in an axis of 4, holds NaN or decreases.
+    """
+    eta = np.asarray(eta, dtype=float)
+    c = np.asarray(cutpoints, dtype=float)
+    _check_cutpoints(c, per_zone=False)
+    d = c - eta[..., None]  # (..., 4)
+    lo = d[..., :-1]  # d_{j-1} for j = 1..3
+    hi = d[..., 1:]  # d_j for j = 1..3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = log_expit(hi) + log_expit(-lo) + log1mexp(lo - hi)
+    first = log_expit(d[..., :1])  # P(Y = 0) = expit(d_0)
+    last = log_expit(-d[..., -1:])  # P(Y = 4) = expit(-d_3)
+    return np.concatenate([first, inner, last], axis=-1)
+
+
+def _zone_table(
+    eta: ArrayLike, cutpoints: ArrayLike, per_zone_eta: bool | None, per_zone_cutpoints: bool | None
+) -> NDArray[np.float64]:
+    """Per-zone log pmfs, shape ``(..., N_ZONES, ZONE_MAX + 1)``."""
+    e = np.asarray(eta, dtype=float)
+    c = np.asarray(cutpoints, dtype=float)
+    if per_zone_eta is None:
+        per_zone_eta = e.ndim >= 1 and e.shape[-1] == N_ZONES
+    if per_zone_cutpoints is None:
+        per_zone_cutpoints = c.ndim >= 2 and c.shape[-2] == N_ZONES
+    _check_cutpoints(c, per_zone=per_zone_cutpoints)
+    if per_zone_eta:
+        if e.ndim < 1 or e.shape[-1] != N_ZONES:
+            raise ValueError(f"per-zone eta must have shape (..., {N_ZONES}), got {e.shape}")
+    else:
+        e = e[..., None]  # shared: broadcast over the zone axis
+    if not per_zone_cutpoints:
+        c = c[..., None, :]
+    table = zone_logpmf(e, c)
+    return np.broadcast_to(table, (*table.shape[:-2], N_ZONES, ZONE_MAX + 1))
+
+
+def _convolve_log(acc: NDArray[np.float64], nxt: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Log of the convolution of two log pmfs along the last axis (batch axes broadcast)."""
+    n_acc, n_nxt = acc.shape[-1], nxt.shape[-1]
+    n_out = n_acc + n_nxt - 1
+    # term[..., s, k] = acc[..., s - k] + nxt[..., k], -inf where s - k is out of range
+    pad = np.full((*acc.shape[:-1], n_nxt - 1), -np.inf)
+    padded = np.concatenate([pad, acc, pad], axis=-1)  # index i holds acc[i - (n_nxt - 1)]
+    s = np.arange(n_out)[:, None]
+    k = np.arange(n_nxt)[None, :]
+    terms = padded[..., s - k + (n_nxt - 1)] + nxt[..., None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(logsumexp(terms, axis=-1), dtype=float)
+
+
+def zone_sum_logpmf(
+    eta: ArrayLike,
+    cutpoints: ArrayLike,
+    *,
+    per_zone_eta: bool | None = None,
+    per_zone_cutpoints: bool | None = None,
+) -> NDArray[np.float64]:
+    r"""Log pmf of the total CT score :math:`S = \sum_{z=1}^{6} Y_z \in \{0, \dots, 24\}`.
+
+    The zones are independent given the latent severity, each with the
+    cumulative-logit pmf of :func:`zone_logpmf`, and
+
+    .. math::
+
+        P(S = s) = \sum_{y_1 + \dots + y_6 = s} \prod_{z=1}^{6} P(Y_z = y_z \mid \eta_z, c_z),
+
+    evaluated exactly, one zone at a time, in log space
+    (:math:`\log P_{1:z}(s) = \operatorname{logsumexp}_k [\log P_{1:z-1}(s - k) + \log P(Y_z = k)]`).
+
+    Parameters
+    ----------
+    eta
+        Latent severity: shape ``(...)`` shared by all zones, or shape ``(..., 6)``
+        with one value per zone in the order of :data:`ZONES` (fold per-zone
+        offsets into it).
+    cutpoints
+        Cut-points, non-decreasing along the last axis: shape ``(..., 4)`` shared
+        by all zones, or shape ``(..., 6, 4)`` with one set per zone.
+    per_zone_eta, per_zone_cutpoints
+        Whether ``eta`` / ``cutpoints`` carry a zone axis. ``None`` (default)
+        infers it from the shape: ``eta`` is per zone when its last axis has
+        length 6, ``cutpoints`` when its second-to-last axis has length 6. Pass
+        ``False`` when such an axis is a batch axis instead (for example six
+        visits with a shared severity each).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log P(S = s)`` for ``s = 0..24``, shape ``(...) + (25,)`` where
+        ``(...)`` is the broadcast of the batch shapes of ``eta`` and ``cutpoints``.
+
+    Raises
+    ------
+    ValueError
+        On arguments of the wrong shape, NaN or decreasing cut-points.
+    """
+    table = _zone_table(eta, cutpoints, per_zone_eta, per_zone_cutpoints)  # (..., 6, 5)
+    acc = table[..., 0, :]
+    for z in range(1, N_ZONES):
+        acc = _convolve_log(acc, table[..., z, :])
+    return acc
+
+
+def zone_sum_loglik(
+    score: ArrayLike,
+    eta: ArrayLike,
+    cutpoints: ArrayLike,
+    *,
+    per_zone_eta: bool | None = None,
+    per_zone_cutpoints: bool | None = None,
+) -> NDArray[np.float64]:
+    r"""Log-likelihood :math:`\log P(S = \text{score})` of observed total CT scores.
+
+    Parameters
+    ----------
+    score
+        Observed totals, integers ``0..24`` (an integer-valued float array is
+        accepted); broadcasts against the batch shape of :func:`zone_sum_logpmf`.
+    eta, cutpoints, per_zone_eta, per_zone_cutpoints
+        As for :func:`zone_sum_logpmf`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log P(S = score)``, shape ``broadcast(score, batch shape)``.
+
+    Raises
+    ------
+    ValueError
+        If a score is not an integer in ``0..24`` (NaN included), or on bad
+        ``eta`` / ``cutpoints``.
+    """
+    s = np.asarray(score)
+    sf = s.astype(float)
+    if not np.all(np.isfinite(sf)) or np.any(sf != np.round(sf)) or np.any((sf < 0) | (sf > CT_MAX)):
+        raise ValueError(f"score must hold integers from 0 to {CT_MAX}")
+    logpmf = zone_sum_logpmf(eta, cutpoints, per_zone_eta=per_zone_eta, per_zone_cutpoints=per_zone_cutpoints)
+    idx = sf.astype(np.int64)
+    shape = np.broadcast_shapes(idx.shape, logpmf.shape[:-1])
+    logpmf = np.broadcast_to(logpmf, shape + logpmf.shape[-1:])
+    idx = np.broadcast_to(idx, shape)[..., None]
+    return np.take_along_axis(logpmf, idx, axis=-1)[..., 0]

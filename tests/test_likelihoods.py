@@ -1,0 +1,219 @@
+"""The numpy zone-level CT likelihood (bayesct.likelihoods)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
+from bayesct.likelihoods import (
+    ZONES,
+    log1mexp,
+    zone_logpmf,
+    zone_sum_loglik,
+    zone_sum_logpmf,
+)
+
+CUTS = np.array([-1.5, -0.2, 0.9, 2.4])
+#: Every combination of six zone scores, shape (5**6, 6).
+COMBOS = np.array(list(itertools.product(range(ZONE_MAX + 1), repeat=N_ZONES)))
+
+
+def per_zone_cuts() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return np.sort(rng.normal(0.0, 1.5, size=(N_ZONES, ZONE_MAX)), axis=-1)
+
+
+def brute_force_pmf(zone_pmfs: np.ndarray) -> np.ndarray:
+    """P(S = s) by enumerating all 5**6 zone combinations; zone_pmfs has shape (6, 5)."""
+    probs = np.prod(zone_pmfs[np.arange(N_ZONES), COMBOS], axis=1)
+    return np.bincount(COMBOS.sum(axis=1), weights=probs, minlength=CT_MAX + 1)
+
+
+def direct_zone_pmf(eta: float, cuts: np.ndarray) -> np.ndarray:
+    """P(Y = j) = F(c_j - eta) - F(c_{j-1} - eta), F = expit, as a plain difference of cumulative
+    probabilities; in the upper tail the same difference is taken of the survival function
+    1 - F(d) = expit(-d), which avoids the rounding of 1 - F near 1."""
+    d = np.concatenate([[-np.inf], cuts - eta, [np.inf]])
+    lower = np.diff(expit(d))
+    upper = -np.diff(expit(-d))
+    return np.where(d[1:] + d[:-1] > 0, upper, lower)
+
+
+def test_vocabulary() -> None:
+    assert ZONES == CT_ZONES
+    assert len(ZONES) == N_ZONES == 6
+    assert ZONE_MAX == 4
+    assert N_ZONES * ZONE_MAX == CT_MAX == 24
+    assert COMBOS.shape == (5**6, 6)
+
+
+@pytest.mark.parametrize("eta", [-8.0, -2.0, 0.0, 0.7, 3.0, 8.0])
+def test_zone_pmf_is_difference_of_cumulative_expits(eta: float) -> None:
+    got = np.exp(zone_logpmf(eta, CUTS))
+    assert got.shape == (ZONE_MAX + 1,)
+    np.testing.assert_allclose(got, direct_zone_pmf(eta, CUTS), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(got.sum(), 1.0, rtol=1e-13)
+
+
+def test_zone_pmf_tails_keep_relative_accuracy() -> None:
+    # eta far below every cut-point: P(Y=4) = expit(eta - c_3) is tiny but exactly known
+    eta = -40.0
+    logp = zone_logpmf(eta, CUTS)
+    np.testing.assert_allclose(logp[-1], eta - CUTS[-1] - np.log1p(np.exp(eta - CUTS[-1])), rtol=1e-12)
+    # middle category far in the upper tail: expit(d1) - expit(d0) with both near 0
+    d = CUTS - 40.0
+    expected = np.log(np.exp(d[1]) / (1 + np.exp(d[1])) - np.exp(d[0]) / (1 + np.exp(d[0])))
+    np.testing.assert_allclose(zone_logpmf(40.0, CUTS)[1], expected, rtol=1e-9)
+    assert np.all(np.isfinite(zone_logpmf(np.array([-60.0, 60.0]), CUTS)))
+
+
+@pytest.mark.parametrize("eta", [-8.0, -1.3, 0.0, 2.2, 8.0])
+def test_zone_sum_matches_brute_force_shared_cutpoints(eta: float) -> None:
+    expected = brute_force_pmf(np.tile(direct_zone_pmf(eta, CUTS), (N_ZONES, 1)))
+    logpmf = zone_sum_logpmf(eta, CUTS)
+    assert logpmf.shape == (CT_MAX + 1,)
+    np.testing.assert_allclose(np.exp(logpmf), expected, rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(np.exp(logpmf).sum(), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("eta", [-8.0, -0.4, 1.1, 8.0])
+def test_zone_sum_matches_brute_force_per_zone_cutpoints_and_eta(eta: float) -> None:
+    cuts = per_zone_cuts()
+    offsets = np.linspace(-1.0, 1.5, N_ZONES)
+    etas = eta + offsets
+    zone_pmfs = np.stack([direct_zone_pmf(etas[z], cuts[z]) for z in range(N_ZONES)])
+    expected = brute_force_pmf(zone_pmfs)
+    got = np.exp(zone_sum_logpmf(etas, cuts, per_zone_eta=True, per_zone_cutpoints=True))
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-300)
+    # per-zone cut-points with a shared eta
+    zone_pmfs = np.stack([direct_zone_pmf(eta, cuts[z]) for z in range(N_ZONES)])
+    got = np.exp(zone_sum_logpmf(eta, cuts, per_zone_cutpoints=True))
+    np.testing.assert_allclose(got, brute_force_pmf(zone_pmfs), rtol=1e-10, atol=1e-300)
+    # per-zone eta with shared cut-points
+    zone_pmfs = np.stack([direct_zone_pmf(etas[z], CUTS) for z in range(N_ZONES)])
+    got = np.exp(zone_sum_logpmf(etas, CUTS, per_zone_eta=True))
+    np.testing.assert_allclose(got, brute_force_pmf(zone_pmfs), rtol=1e-10, atol=1e-300)
+
+
+def test_zone_order_matters_only_through_the_pairing_of_eta_and_cutpoints() -> None:
+    cuts = per_zone_cuts()
+    etas = np.linspace(-2.0, 2.0, N_ZONES)
+    a = zone_sum_logpmf(etas, cuts, per_zone_eta=True, per_zone_cutpoints=True)
+    perm = np.array([3, 0, 5, 1, 4, 2])
+    b = zone_sum_logpmf(etas[perm], cuts[perm], per_zone_eta=True, per_zone_cutpoints=True)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    c = zone_sum_logpmf(etas[perm], cuts, per_zone_eta=True, per_zone_cutpoints=True)
+    assert not np.allclose(a, c)
+
+
+def test_extreme_tails_in_log_space() -> None:
+    # eta = -30: P(S = 24) = P(Y = 4)**6, around exp(-6 * 32.4), underflows nothing in log space
+    eta = -30.0
+    logpmf = zone_sum_logpmf(eta, CUTS)
+    assert np.all(np.isfinite(logpmf))
+    expected_top = 6 * (eta - CUTS[-1] - np.log1p(np.exp(eta - CUTS[-1])))
+    np.testing.assert_allclose(logpmf[-1], expected_top, rtol=1e-12)
+    expected_bottom = 6 * (-np.log1p(np.exp(eta - CUTS[0])))
+    np.testing.assert_allclose(logpmf[0], expected_bottom, rtol=1e-12, atol=1e-300)
+    # eta = +300: probabilities far below the smallest double, still finite logs
+    logpmf = zone_sum_logpmf(300.0, CUTS)
+    assert np.all(np.isfinite(logpmf))
+    np.testing.assert_allclose(logpmf[0], 6 * (CUTS[0] - 300.0), rtol=1e-12)
+    assert np.argmax(logpmf) == CT_MAX
+
+
+def test_pmf_sums_to_one_over_a_batch(rng: np.random.Generator) -> None:
+    eta = rng.normal(0.0, 3.0, size=(7, 3))
+    logpmf = zone_sum_logpmf(eta, CUTS)
+    assert logpmf.shape == (7, 3, CT_MAX + 1)
+    np.testing.assert_allclose(np.exp(logpmf).sum(axis=-1), 1.0, rtol=1e-12)
+
+
+def test_shapes_and_broadcasting(rng: np.random.Generator) -> None:
+    draws, visits = 4, 5
+    eta = rng.normal(size=(draws, visits))
+    cuts_draw = np.sort(rng.normal(size=(draws, 1, ZONE_MAX)), axis=-1)  # one set per draw
+    assert zone_logpmf(eta, cuts_draw).shape == (draws, visits, ZONE_MAX + 1)
+    out = zone_sum_logpmf(eta, cuts_draw)
+    assert out.shape == (draws, visits, CT_MAX + 1)
+    # element by element it equals the scalar computation
+    for i, j in [(0, 0), (3, 4), (2, 1)]:
+        np.testing.assert_allclose(out[i, j], zone_sum_logpmf(eta[i, j], cuts_draw[i, 0]), rtol=1e-13)
+    # per-zone cut-points per draw: (draws, 1, 6, 4); per-zone eta (draws, visits, 6)
+    cz = np.sort(rng.normal(size=(draws, 1, N_ZONES, ZONE_MAX)), axis=-1)
+    ez = eta[..., None] + rng.normal(size=N_ZONES)
+    out = zone_sum_logpmf(ez, cz, per_zone_eta=True, per_zone_cutpoints=True)
+    assert out.shape == (draws, visits, CT_MAX + 1)
+    np.testing.assert_allclose(
+        out[1, 2], zone_sum_logpmf(ez[1, 2], cz[1, 0], per_zone_eta=True, per_zone_cutpoints=True), rtol=1e-13
+    )
+    # loglik: scores per visit broadcast over draws
+    score = rng.integers(0, CT_MAX + 1, size=visits)
+    ll = zone_sum_loglik(score, eta, cuts_draw)
+    assert ll.shape == (draws, visits)
+    full = zone_sum_logpmf(eta, cuts_draw)
+    for i in range(draws):
+        np.testing.assert_allclose(ll[i], full[i, np.arange(visits), score], rtol=0)
+
+
+def test_loglik_picks_the_observed_total() -> None:
+    logpmf = zone_sum_logpmf(0.5, CUTS)
+    scores = np.array([0, 5, 12, 24])
+    np.testing.assert_array_equal(zone_sum_loglik(scores, 0.5, CUTS), logpmf[scores])
+    assert zone_sum_loglik(7.0, 0.5, CUTS) == logpmf[7]
+
+
+@pytest.mark.parametrize("score", [-1, 25, 2.5, np.nan])
+def test_loglik_rejects_scores_outside_0_24(score: float) -> None:
+    with pytest.raises(ValueError, match="0 to 24"):
+        zone_sum_loglik(np.array([3, score]), 0.0, CUTS)
+
+
+def test_bad_cutpoints_are_rejected() -> None:
+    with pytest.raises(ValueError, match="increasing"):
+        zone_logpmf(0.0, CUTS[::-1])
+    with pytest.raises(ValueError, match="shape"):
+        zone_logpmf(0.0, CUTS[:3])
+    with pytest.raises(ValueError, match="shape"):
+        zone_sum_logpmf(0.0, CUTS, per_zone_cutpoints=True)
+    with pytest.raises(ValueError, match="shape"):
+        zone_sum_logpmf(np.zeros(5), CUTS, per_zone_eta=True)
+
+
+def test_equal_cutpoints_give_an_empty_category() -> None:
+    cuts = np.array([-1.0, 0.5, 0.5, 2.0])
+    logp = zone_logpmf(0.3, cuts)
+    assert logp[2] == -np.inf
+    np.testing.assert_allclose(np.exp(logp), direct_zone_pmf(0.3, cuts), rtol=1e-12, atol=0)
+
+
+def test_log1mexp() -> None:
+    x = np.array([-1e-20, -1e-5, -0.5, -np.log(2.0), -1.0, -30.0, -800.0])
+    np.testing.assert_allclose(
+        log1mexp(x), [np.log(1e-20), np.log(-np.expm1(-1e-5)), *np.log1p(-np.exp(x[2:]))]
+    )
+    assert log1mexp(0.0) == -np.inf
+    assert log1mexp(-np.inf) == 0.0
+
+
+def test_zone_axis_is_inferred_from_the_shape_unless_told() -> None:
+    cuts = per_zone_cuts()
+    etas = np.linspace(-1.0, 2.0, N_ZONES)
+    explicit = zone_sum_logpmf(etas, cuts, per_zone_eta=True, per_zone_cutpoints=True)
+    np.testing.assert_array_equal(zone_sum_logpmf(etas, cuts), explicit)
+    assert zone_sum_logpmf(etas, cuts).shape == (CT_MAX + 1,)
+    # six visits, each with its own shared severity: a batch axis of length 6
+    batch = zone_sum_logpmf(etas, CUTS, per_zone_eta=False)
+    assert batch.shape == (N_ZONES, CT_MAX + 1)
+    for i in range(N_ZONES):
+        np.testing.assert_allclose(batch[i], zone_sum_logpmf(etas[i], CUTS), rtol=1e-13)
+    # the call the zone simulator makes: per-visit scores, (visits, 6) severities, shared cut-points
+    scores = np.array([3, 10])
+    eta2 = np.stack([etas, etas + 1.0])
+    ll = zone_sum_loglik(scores, eta2, CUTS)
+    assert ll.shape == (2,)
+    np.testing.assert_allclose(ll[1], zone_sum_logpmf(eta2[1], CUTS, per_zone_eta=True)[10], rtol=1e-13)
