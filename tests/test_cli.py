@@ -118,3 +118,20 @@ def test_priors_and_unknown_model(capsys):
     assert "mort_gamma" in capsys.readouterr().out
     assert main(["priors", "--model", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_simulate_from_a_zone_generator_with_zone_columns(tmp_path, capsys):
+    out = tmp_path / "zones.csv"
+    assert (
+        main(["simulate", "--patients", "15", "--generator", "zones", "--zone-columns", "--out", str(out)])
+        == 0
+    )
+    assert "zones generator" in capsys.readouterr().out
+    df = pd.read_csv(out)
+    zones = df[["zone_ru", "zone_rm", "zone_rl", "zone_lu", "zone_lm", "zone_ll"]].to_numpy()
+    np.testing.assert_array_equal(zones.sum(axis=1), df["ct_score"].to_numpy())
+    assert main(["validate", str(out)]) == 0
+    # a generator needs a simulated cohort, not the default one
+    assert main(["simulate", "--generator", "skewed", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "need --patients" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
