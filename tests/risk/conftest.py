@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import warnings
 from collections.abc import Mapping
 
@@ -141,3 +142,28 @@ def sim_joint_fit() -> tuple[FitResult, SimulationParams]:
         warnings.simplefilter("ignore")
         result = JointModel("joint").fit(sim.cohort, draws=300, tune=300, chains=2, seed=1)
     return result, WELL_SPECIFIED
+
+
+@pytest.fixture
+def risk_cli_args():
+    """Build the ``argparse.Namespace`` that ``bayesct risk`` hands to ``risk.run_cli``."""
+
+    def _args(fit, **kw):
+        base = dict(
+            fit_dir=fit,
+            ct_score=None,
+            day=None,
+            age=None,
+            sex=None,
+            history=None,
+            json=False,
+            grid=False,
+            days=None,
+            out=None,
+            seed=0,
+            draws=None,
+        )
+        base.update(kw)
+        return argparse.Namespace(**base)
+
+    return _args

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import warnings
@@ -27,25 +26,6 @@ def _age_range(fit) -> tuple[float, float]:
 def _inside_age(fit) -> float:
     lo, hi = _age_range(fit)
     return round((lo + hi) / 2)
-
-
-def _args(fit, **kw):
-    base = dict(
-        fit_dir=fit,
-        ct_score=None,
-        day=None,
-        age=None,
-        sex=None,
-        history=None,
-        json=False,
-        grid=False,
-        days=None,
-        out=None,
-        seed=0,
-        draws=None,
-    )
-    base.update(kw)
-    return argparse.Namespace(**base)
 
 
 def test_query_past_last_scan_warns_and_lists_message(joint_fake):
@@ -133,22 +113,22 @@ def test_grid_mean_column(joint_fake):
     assert grid["mean"].iloc[0] == pytest.approx(one.attrs["mean"], rel=1e-9)
 
 
-def test_cli_prints_extrapolation_warnings_and_mean(joint_fake, capsys):
+def test_cli_prints_extrapolation_warnings_and_mean(joint_fake, capsys, risk_cli_args):
     age = _inside_age(joint_fake)
-    assert run_cli(_args(joint_fake, ct_score=14, day=60, age=age, sex="male")) == 0
+    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=60, age=age, sex="male")) == 0
     captured = capsys.readouterr()
     assert "mean " in captured.out
     lines = [ln for ln in captured.err.splitlines() if ln.startswith("warning: ")]
     assert any("day 60 is past the last CT scan" in ln for ln in lines)
     assert len(lines) == len(set(lines))
-    assert run_cli(_args(joint_fake, ct_score=14, day=60, age=age, sex="male", json=True)) == 0
+    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=60, age=age, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["extrapolation"] and np.isfinite(obj["p_death"]["mean"])
 
 
-def test_cli_grid_prints_warning_once(joint_fake, capsys):
+def test_cli_grid_prints_warning_once(joint_fake, capsys, risk_cli_args):
     age = _inside_age(joint_fake)
-    assert run_cli(_args(joint_fake, grid=True, days="8,45,60", age=age, sex="male")) == 0
+    assert run_cli(risk_cli_args(joint_fake, grid=True, days="8,45,60", age=age, sex="male")) == 0
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("warning: ")]
     assert sum("past the last CT scan" in ln for ln in lines) == 1

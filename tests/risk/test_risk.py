@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
@@ -327,65 +326,46 @@ def test_same_seed_same_numbers(joint_fake):
 # -- CLI -------------------------------------------------------------------------------------------
 
 
-def _args(fit, **kw):
-    base = dict(
-        fit_dir=fit,
-        ct_score=None,
-        day=None,
-        age=None,
-        sex=None,
-        history=None,
-        json=False,
-        grid=False,
-        days=None,
-        out=None,
-        seed=0,
-        draws=None,
-    )
-    base.update(kw)
-    return argparse.Namespace(**base)
-
-
-def test_cli_query_text_and_json(joint_fake, capsys):
-    assert run_cli(_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
+def test_cli_query_text_and_json(joint_fake, capsys, risk_cli_args):
+    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
     out = capsys.readouterr().out.strip()
     assert re.fullmatch(
         r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; mean \d+\.\d%; model joint; "
         r"CT 14 on day 8, age 60, male\)",
         out,
     ), out
-    assert run_cli(_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
+    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
     assert set(obj["p_death"]) == {"median", "lo", "hi", "mean"}
     assert obj["ci_prob"] == 0.95 and obj["model"] == "joint" and obj["converged"] is True
     assert obj["p_death"]["lo"] <= obj["p_death"]["median"] <= obj["p_death"]["hi"]
 
 
-def test_cli_warns_for_unconverged_fit(capsys):
+def test_cli_warns_for_unconverged_fit(capsys, risk_cli_args):
     from tests.risk.conftest import fake_fit, joint_draws
 
     base = fake_fit("joint", {}, n_patients=20)
     bad = fake_fit("joint", joint_draws(3, base.design), n_patients=20, passed=False)
-    assert run_cli(_args(bad, ct_score=5, day=3, age=40, sex="female", json=True)) == 0
+    assert run_cli(risk_cli_args(bad, ct_score=5, day=3, age=40, sex="female", json=True)) == 0
     captured = capsys.readouterr()
     assert "WARNING" in captured.err and "convergence" in captured.err
     assert json.loads(captured.out)["converged"] is False
 
 
-def test_cli_grid_writes_csv_and_png(joint_fake, tmp_path, capsys):
+def test_cli_grid_writes_csv_and_png(joint_fake, tmp_path, capsys, risk_cli_args):
     out = tmp_path / "grid.csv"
-    assert run_cli(_args(joint_fake, grid=True, days="3,8,13", age=60, sex="male", out=str(out))) == 0
+    assert run_cli(risk_cli_args(joint_fake, grid=True, days="3,8,13", age=60, sex="male", out=str(out))) == 0
     assert "grid.png" in capsys.readouterr().out
     grid = pd.read_csv(out)
     assert {"ct_score", "day", "median", "lo", "hi"} <= set(grid.columns)
     assert len(grid) == 75 and (tmp_path / "grid.png").stat().st_size > 1000
 
 
-def test_cli_errors_are_bayesct_errors(joint_fake):
+def test_cli_errors_are_bayesct_errors(joint_fake, risk_cli_args):
     with pytest.raises(BayesctError, match="0-24"):
-        run_cli(_args(joint_fake, ct_score=25, day=8, age=60, sex="male"))
+        run_cli(risk_cli_args(joint_fake, ct_score=25, day=8, age=60, sex="male"))
     with pytest.raises(BayesctError, match="age"):
-        run_cli(_args(joint_fake, ct_score=5, day=8))
+        run_cli(risk_cli_args(joint_fake, ct_score=5, day=8))
 
 
 # -- (2), (4), (5) on a real fit to a simulated cohort with known truth -------------------------------
