@@ -105,7 +105,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -113,13 +113,9 @@ from scipy import special, stats
 
 from bayesct.constants import CT, CT_MAX, DAY, DIED, GENERATORS, LABS, MARKERS, PATIENT, PCT_LABS, PERIOD
 from bayesct.data.cohort import Cohort, assign_period
-from bayesct.data.zones import (
-    ZONE_GENERATORS,
-    ZoneParams,
-    ZoneSimulatedCohort,
-    merge_changes,
-    simulate_zone_cohort,
-)
+
+if TYPE_CHECKING:
+    from bayesct.data.zones import ZoneParams, ZoneSimulatedCohort
 
 #: Centre (days) and scale (days) of the time transform g(t) = (t - centre) / scale.
 TIME_CENTRE: float = 10.0
@@ -291,6 +287,21 @@ class SimulationParams:
     def replace(self, **changes: Any) -> SimulationParams:
         """A copy with some parameters changed; dict parameters are merged over the current ones."""
         return SimulationParams(**merge_changes(self, changes, tuples=("n_scans_probs",)))
+
+
+def merge_changes(params: Any, changes: Mapping[str, Any], *, tuples: Sequence[str]) -> dict[str, Any]:
+    """A parameter dataclass's fields with ``changes`` applied: dicts merged, ``tuples`` kept tuples."""
+    current = asdict(params)
+    for key, value in changes.items():
+        if key not in current:
+            raise TypeError(f"{type(params).__name__} has no parameter '{key}'")
+        if isinstance(current[key], dict) and isinstance(value, Mapping):
+            current[key] = {**current[key], **value}
+        else:
+            current[key] = value
+    for key in tuples:
+        current[key] = tuple(current[key])
+    return current
 
 
 # -- model pieces ------------------------------------------------------------------
@@ -522,7 +533,9 @@ def simulate_cohort(
     SimulatedCohort or ZoneSimulatedCohort
         The cohort (``source="simulated"``), the parameters and the true effects.
     """
-    if generator in ZONE_GENERATORS:
+    if generator != "joint" and generator in GENERATORS:
+        from bayesct.data.zones import ZoneParams, simulate_zone_cohort
+
         if params is not None and not isinstance(params, ZoneParams):
             raise TypeError(f"generator '{generator}' takes ZoneParams, not {type(params).__name__}")
         return simulate_zone_cohort(

@@ -49,42 +49,33 @@ with the CT total's likelihood the exact convolution of the six zone pmfs
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from bayesct.constants import CT, CT_ZONES, DAY, LABS, N_ZONES, PCT_LABS, ZONE_MAX
+from bayesct.constants import CT, CT_ZONES, DAY, GENERATORS, LABS, N_ZONES, PCT_LABS, ZONE_MAX
 from bayesct.data.cohort import Cohort
+from bayesct.data.simulate import (
+    AGE_CENTRE,
+    AGE_SCALE,
+    TIME_CENTRE,
+    TIME_SCALE,
+    _check_markers,
+    _patient_ids,
+    _to_natural,
+    assemble_cohort,
+    merge_changes,
+)
 from bayesct.likelihoods import zone_sum_loglik
 
-#: Centre and scale of the time transform and of age, as in the default simulator.
-TIME_CENTRE: float = 10.0
-TIME_SCALE: float = 10.0
-AGE_CENTRE: float = 55.0
-AGE_SCALE: float = 15.0
 #: The generators of this module.
-ZONE_GENERATORS: tuple[str, ...] = ("zones", "skewed")
+ZONE_GENERATORS: tuple[str, ...] = tuple(g for g in GENERATORS if g != "joint")
 #: Shape of the Gamma variable behind the skewed level effect (skewness 2 / sqrt(shape)).
 SKEW_SHAPE: float = 2.0
-
-
-def merge_changes(params: Any, changes: Mapping[str, Any], *, tuples: Sequence[str]) -> dict[str, Any]:
-    """A parameter dataclass's fields with ``changes`` applied: dicts merged, ``tuples`` kept tuples."""
-    current = asdict(params)
-    for key, value in changes.items():
-        if key not in current:
-            raise TypeError(f"{type(params).__name__} has no parameter '{key}'")
-        if isinstance(current[key], dict) and isinstance(value, Mapping):
-            current[key] = {**current[key], **value}
-        else:
-            current[key] = value
-    for key in tuples:
-        current[key] = tuple(current[key])
-    return current
 
 
 def _lab_values(values: Sequence[float]) -> dict[str, float]:
@@ -211,10 +202,6 @@ def _draw_z0(params: ZoneParams, rng: np.random.Generator, n: int) -> np.ndarray
     return rng.standard_normal(n)
 
 
-def _to_natural(lab: str, x: np.ndarray) -> np.ndarray:
-    return 100.0 * special.expit(x) if lab in PCT_LABS else np.exp(x)
-
-
 def _to_model_scale(lab: str, y: np.ndarray) -> np.ndarray:
     return special.logit(y / 100.0) if lab in PCT_LABS else np.log(y)
 
@@ -291,8 +278,6 @@ def simulate_zone_cohort(
     zone_columns
         Also write the six zone scores (:data:`bayesct.constants.CT_ZONES`) on each scan row.
     """
-    from bayesct.data.simulate import _check_markers, _patient_ids, assemble_cohort
-
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
     params = params or ZoneParams.for_generator(generator)
