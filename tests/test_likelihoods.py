@@ -1,4 +1,4 @@
-"""The numpy zone-level CT likelihood (bayesct.likelihoods)."""
+"""The numpy CT likelihoods (bayesct.likelihoods): the zone-level pmf and the family dispatch."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from scipy.special import expit
 
 from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
 from bayesct.likelihoods import (
+    CT_FAMILIES,
     ZONES,
+    CTLikelihood,
     log1mexp,
     zone_logpmf,
+    zone_sum_draw,
     zone_sum_loglik,
     zone_sum_logpmf,
 )
@@ -217,3 +220,80 @@ def test_zone_axis_is_inferred_from_the_shape_unless_told() -> None:
     ll = zone_sum_loglik(scores, eta2, CUTS)
     assert ll.shape == (2,)
     np.testing.assert_allclose(ll[1], zone_sum_logpmf(eta2[1], CUTS, per_zone_eta=True)[10], rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CTLikelihood: every CT family through one object
+# ---------------------------------------------------------------------------------------------------
+def _families(S: int, rng: np.random.Generator) -> list[CTLikelihood]:
+    cuts = np.sort(rng.normal(0.0, 1.5, size=(S, ZONE_MAX)), axis=-1)
+    return [
+        CTLikelihood("binomial"),
+        CTLikelihood("beta_binomial", phi=rng.gamma(3.0, 4.0, size=S)),
+        CTLikelihood("zone_sum", cutpoints=cuts),
+    ]
+
+
+def test_every_family_is_a_pmf_and_pointwise_equals_the_table(rng: np.random.Generator) -> None:
+    S = 3
+    eta = rng.normal(0.0, 2.0, size=(S, 4, 2))
+    y = rng.integers(0, CT_MAX + 1, size=(1, 4, 2))
+    assert {lik.family for lik in _families(S, rng)} == set(CT_FAMILIES)
+    for lik in _families(S, rng):
+        table = lik.logpmf_all(eta)
+        assert table.shape == (S, 4, 2, CT_MAX + 1)
+        np.testing.assert_allclose(np.exp(table).sum(-1), 1.0, rtol=1e-10)
+        picked = np.take_along_axis(table, np.broadcast_to(y, eta.shape)[..., None], axis=-1)[..., 0]
+        np.testing.assert_allclose(lik.logpmf(y, eta), picked, rtol=1e-9, atol=1e-9)
+
+
+def test_families_match_their_references(rng: np.random.Generator) -> None:
+    from scipy import stats
+
+    S = 2
+    eta = rng.normal(0.0, 2.0, size=(S, 5))
+    binom, beta_binom, zone_sum = _families(S, rng)
+    k = np.arange(CT_MAX + 1)
+    mu = expit(eta)[..., None]
+    np.testing.assert_allclose(binom.logpmf_all(eta), stats.binom.logpmf(k, CT_MAX, mu), rtol=1e-10)
+    phi = beta_binom.phi[:, None, None]
+    ref = stats.betabinom.logpmf(k, CT_MAX, mu * phi, (1 - mu) * phi)
+    np.testing.assert_allclose(beta_binom.logpmf_all(eta), ref, rtol=1e-9)
+    # the fast probability-space convolution against the exact log-space one
+    exact = zone_sum_logpmf(eta, zone_sum.cutpoints[:, None, :])
+    np.testing.assert_allclose(zone_sum.logpmf_all(eta), exact, rtol=1e-9, atol=1e-12)
+
+
+def test_zone_sum_log_pmf_is_finite_far_in_the_tails() -> None:
+    lik = CTLikelihood("zone_sum", cutpoints=CUTS[None, :])
+    table = lik.logpmf_all(np.array([[-40.0, 40.0]]))
+    assert np.all(np.isfinite(table))
+    assert table[0, 0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert table[0, 1, CT_MAX] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_draws_follow_the_pmf(rng: np.random.Generator) -> None:
+    S, n = 2, 40_000
+    eta = np.array([[-1.0], [1.5]]) * np.ones((S, n))
+    for lik in _families(S, rng):
+        draws = lik.draw(np.random.default_rng(3), eta)
+        assert draws.shape == (S, n)
+        for s in range(S):
+            freq = np.bincount(draws[s].astype(int), minlength=CT_MAX + 1) / n
+            p = np.exp(lik.logpmf_all(eta[:, :1]))[s, 0]
+            # within 5 binomial standard errors in every cell
+            assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-4), lik.family
+
+
+def test_zone_sum_draw_is_a_sum_of_six_zones() -> None:
+    draws = zone_sum_draw(np.random.default_rng(0), np.full(1000, 50.0), CUTS)
+    assert np.all(draws == CT_MAX)
+    draws = zone_sum_draw(np.random.default_rng(0), np.full(1000, -50.0), CUTS)
+    assert np.all(draws == 0)
+
+
+def test_unknown_family_and_missing_parameters_are_clear() -> None:
+    with pytest.raises(ValueError, match="unknown CT likelihood 'poisson'"):
+        CTLikelihood.from_draws("poisson", {})
+    lik = CTLikelihood.from_draws("zone_sum", {"ct_cutpoints": np.tile(CUTS, (3, 1))})
+    assert lik.cutpoints.shape == (3, ZONE_MAX)

@@ -122,6 +122,7 @@ def cmd_classical(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     from bayesct.errors import ConvergenceWarning
     from bayesct.modeling.fit import JointModel
+    from bayesct.report.format import mortality_association_lines
 
     cohort = _read(args.data, args.patients)
     model = JointModel(args.model)
@@ -154,6 +155,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     else:
         _loud(diag.message() + "\nThe posterior below is NOT reliable until these gates pass.")
     print(result.summary(_headline_vars(result)).pipe(_format_summary))
+    for line in mortality_association_lines(result.posterior):
+        print(line)
     print(f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, fingerprint.json, diagnostics.json)")
     if args.strict and not diag.passed:
         return EXIT_NOT_CONVERGED
@@ -172,6 +175,7 @@ def _headline_vars(result) -> list[str]:
         "mort_intercept",
         "mort_beta",
         "mort_gamma",
+        "mort_assoc_sd",
         "patient_sd",
         "coef_per_unit",
     ]

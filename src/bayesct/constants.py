@@ -47,6 +47,21 @@ PCT_LABS: Final[frozenset[str]] = frozenset({"lymphocyte_pct", "neutrophil_pct"}
 #: Visit-level columns used only to derive NLR when ``nlr`` itself is absent.
 DERIVATION_COLUMNS: Final[tuple[str, ...]] = ("neutrophil_count",)
 
+#: Known direction of each lab's association with disease severity: +1 if the lab goes up
+#: as the disease worsens (LDH, D-dimer, ESR, NLR, neutrophil %), -1 if it goes down
+#: (lymphocyte count and %). Under ``[random_effects] loading_signs = "known"`` the factor
+#: model's loading of lab k is ``LAB_DIRECTION[k] * |loading|``: the labs can then never set
+#: the shared severity's sign against the CT score (whose loading is fixed at +1).
+LAB_DIRECTION: Final[dict[str, int]] = {
+    "nlr": 1,
+    "lymphocyte_count": -1,
+    "lymphocyte_pct": -1,
+    "neutrophil_pct": 1,
+    "d_dimer": 1,
+    "ldh": 1,
+    "esr": 1,
+}
+
 #: All serial markers in reporting order: the CT score first, then the labs.
 MARKERS: Final[tuple[str, ...]] = (CT, *LABS)
 

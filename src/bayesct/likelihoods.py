@@ -41,13 +41,25 @@ probabilities keep their relative accuracy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import log_expit, logsumexp
+from scipy.special import betaln, expit, gammaln, log_expit, logsumexp
 
 from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
 
-__all__ = ["ZONES", "log1mexp", "zone_logpmf", "zone_sum_loglik", "zone_sum_logpmf"]
+__all__ = [
+    "CT_FAMILIES",
+    "ZONES",
+    "CTLikelihood",
+    "cs_normal_logpdf",
+    "log1mexp",
+    "zone_logpmf",
+    "zone_sum_draw",
+    "zone_sum_loglik",
+    "zone_sum_logpmf",
+]
 
 #: The zone columns, in the order of the zone axis of per-zone arguments.
 ZONES: tuple[str, ...] = CT_ZONES
@@ -258,3 +270,169 @@ def zone_sum_loglik(
     logpmf = np.broadcast_to(logpmf, shape + logpmf.shape[-1:])
     idx = np.broadcast_to(idx, shape)[..., None]
     return np.take_along_axis(logpmf, idx, axis=-1)[..., 0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The labs: values with their patient-and-lab intercept integrated out
+# ---------------------------------------------------------------------------------------------------
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def cs_normal_logpdf(n, sum_r, sum_r2, noise_sd, specific_sd, *, log=np.log):
+    r"""Log-density of ``n`` residuals with sum ``sum_r`` and sum of squares ``sum_r2`` under
+    :math:`N(0, s^2 I + t^2 J)` (noise SD ``s``, intercept SD ``t``: a lab's values of one patient
+    with their shared intercept integrated out):
+
+    .. math::
+
+        -\tfrac12 \bigl[n \log 2\pi + (n - 1)\log s^2 + \log(s^2 + n t^2)
+        + \bigl(\textstyle\sum r^2 - t^2 (\sum r)^2 / (s^2 + n t^2)\bigr) / s^2\bigr].
+
+    Elementwise in every argument; ``log`` lets the model graph pass PyTensor's (the fused
+    kernel :class:`~bayesct.modeling.kernels.LabMarginal` is the one other statement of it).
+    """
+    s2 = noise_sd**2
+    t2 = specific_sd**2
+    denom = s2 + n * t2
+    return -0.5 * (n * _LOG_2PI + (n - 1) * log(s2) + log(denom) + (sum_r2 - t2 * sum_r**2 / denom) / s2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The CT score's likelihood families, dispatched in one place
+# ---------------------------------------------------------------------------------------------------
+#: The CT-score likelihoods a spec can name (``[markers] ct_likelihood``).
+CT_FAMILIES: tuple[str, ...] = ("beta_binomial", "binomial", "zone_sum")
+
+_SCORES = np.arange(CT_MAX + 1)
+_LOGC = gammaln(CT_MAX + 1) - gammaln(_SCORES + 1) - gammaln(CT_MAX - _SCORES + 1)
+#: Probabilities are floored here before their log: a log-pmf never reaches -inf.
+PMF_FLOOR = float(np.finfo(float).tiny)
+_CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class CTLikelihood:
+    r"""The CT score's observation model, with its parameters for ``S`` posterior draws.
+
+    ``eta`` is the CT score's linear predictor: the logit of the mean score fraction
+    (``beta_binomial``, ``binomial``) or the latent zone severity (``zone_sum``). Every
+    array argument has the draws on its leading axis (``S``, or 1 to broadcast).
+
+    - ``binomial``: :math:`\mathrm{Binomial}(24, \operatorname{expit}\eta)`.
+    - ``beta_binomial``: :math:`\mathrm{BetaBinomial}(24, \mu\phi, (1-\mu)\phi)`,
+      :math:`\mu = \operatorname{expit}\eta` (``phi``, shape ``(S,)``).
+    - ``zone_sum``: the sum of six exchangeable zones, each cumulative-logit 0-4 on
+      ``eta`` with shared cut-points (``cutpoints``, shape ``(S, 4)``), the pmf by exact
+      convolution (:func:`zone_sum_logpmf` is the log-space reference it is tested against).
+    """
+
+    family: str
+    phi: NDArray[np.float64] | None = None
+    cutpoints: NDArray[np.float64] | None = None
+
+    @classmethod
+    def from_draws(cls, family: str, draws: dict[str, NDArray[np.float64]]) -> CTLikelihood:
+        """The family's parameters from a dict of posterior draws (``ct_phi``, ``ct_cutpoints``)."""
+        if family not in CT_FAMILIES:
+            raise ValueError(f"unknown CT likelihood {family!r}; use one of {', '.join(CT_FAMILIES)}")
+        if family == "beta_binomial":
+            return cls(family, phi=np.asarray(draws["ct_phi"], float).reshape(-1))
+        if family == "zone_sum":
+            return cls(family, cutpoints=np.asarray(draws["ct_cutpoints"], float).reshape(-1, ZONE_MAX))
+        return cls(family)
+
+    def _per_draw(self, x: NDArray[np.float64], ndim: int) -> NDArray[np.float64]:
+        return x.reshape(x.shape[:1] + (1,) * (ndim - 1) + x.shape[1:])
+
+    def logpmf_all(self, eta: ArrayLike) -> NDArray[np.float64]:
+        """``log P(score = s | eta)`` for s = 0..24: shape ``eta.shape + (25,)``."""
+        eta = np.atleast_1d(np.asarray(eta, float))
+        if self.family == "zone_sum":
+            assert self.cutpoints is not None
+            c = np.broadcast_to(self._per_draw(self.cutpoints, eta.ndim), (*eta.shape, ZONE_MAX))
+            return np.log(
+                np.maximum(_zone_sum_pmf(eta.reshape(-1), c.reshape(-1, ZONE_MAX)), PMF_FLOOR)
+            ).reshape((*eta.shape, CT_MAX + 1))
+        mu = np.clip(expit(eta), 1e-12, 1 - 1e-12)
+        if self.family == "binomial":
+            return _LOGC + _SCORES * np.log(mu)[..., None] + (CT_MAX - _SCORES) * np.log1p(-mu)[..., None]
+        assert self.phi is not None
+        # Pochhammer sums: log B(k + a, 24 - k + b) - log B(a, b) without betaln per score
+        phi = self._per_draw(self.phi, eta.ndim)
+        a, b = mu * phi, (1 - mu) * phi
+        i = np.arange(CT_MAX)
+        zero = np.zeros((*eta.shape, 1))
+        cum_a = np.concatenate([zero, np.cumsum(np.log(a[..., None] + i), axis=-1)], axis=-1)
+        cum_b = np.concatenate([zero, np.cumsum(np.log(b[..., None] + i), axis=-1)], axis=-1)
+        norm = np.log(np.broadcast_to(phi, eta.shape)[..., None] + i).sum(axis=-1)
+        return _LOGC + cum_a + cum_b[..., ::-1] - norm[..., None]
+
+    def logpmf(self, y: ArrayLike, eta: ArrayLike) -> NDArray[np.float64]:
+        """Pointwise ``log P(y | eta)``, ``y`` and ``eta`` broadcast (draws leading on ``eta``)."""
+        y = np.asarray(y, float)
+        eta = np.asarray(eta, float)
+        if self.family == "zone_sum":
+            table = self.logpmf_all(eta)
+            shape = np.broadcast_shapes(y.shape, eta.shape)
+            table = np.broadcast_to(table, (*shape, CT_MAX + 1))
+            idx = np.broadcast_to(y.astype(np.int64), shape)[..., None]
+            return np.take_along_axis(table, idx, axis=-1)[..., 0]
+        mu = expit(eta)
+        logc = gammaln(CT_MAX + 1) - gammaln(y + 1) - gammaln(CT_MAX - y + 1)
+        if self.family == "binomial":
+            return logc + y * np.log(mu) + (CT_MAX - y) * np.log1p(-mu)
+        assert self.phi is not None
+        phi = self._per_draw(self.phi, max(np.ndim(eta), 1))
+        a, b = mu * phi, (1 - mu) * phi
+        return logc + betaln(y + a, CT_MAX - y + b) - betaln(a, b)
+
+    def draw(self, rng: np.random.Generator, eta: ArrayLike) -> NDArray[np.float64]:
+        """Replicated CT scores at ``eta`` (one per element), as floats."""
+        eta = np.asarray(eta, float)
+        if self.family == "zone_sum":
+            assert self.cutpoints is not None
+            c = self._per_draw(self.cutpoints, max(eta.ndim, 1))
+            return zone_sum_draw(rng, eta, c).astype(float)
+        mu = expit(eta)
+        if self.family == "binomial":
+            return rng.binomial(CT_MAX, mu).astype(float)
+        assert self.phi is not None
+        phi = self._per_draw(self.phi, max(eta.ndim, 1))
+        p = rng.beta(np.maximum(mu * phi, 1e-9), np.maximum((1 - mu) * phi, 1e-9))
+        return rng.binomial(CT_MAX, p).astype(float)
+
+
+def _zone_pmf(eta: NDArray[np.float64], cutpoints: NDArray[np.float64]) -> NDArray[np.float64]:
+    """P(Y = j), j = 0..4, for eta (N,) and cut-points (N, 4): the product form, no cancellation."""
+    d = cutpoints - eta[:, None]
+    inner = expit(d[:, 1:]) * expit(-d[:, :-1]) * -np.expm1(d[:, :-1] - d[:, 1:])
+    return np.concatenate([expit(d[:, :1]), inner, expit(-d[:, -1:])], axis=1)
+
+
+def _zone_sum_pmf(eta: NDArray[np.float64], cutpoints: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(N, 25) pmf of the sum of six exchangeable zones, by convolution in probability space."""
+    out = np.empty((eta.size, CT_MAX + 1))
+    for lo in range(0, eta.size, _CHUNK):
+        sl = slice(lo, lo + _CHUNK)
+        p = _zone_pmf(eta[sl], cutpoints[sl])
+        acc = p
+        for _ in range(N_ZONES - 1):
+            width = acc.shape[1]
+            new = np.zeros((acc.shape[0], width + ZONE_MAX))
+            for k in range(ZONE_MAX + 1):
+                new[:, k : k + width] += acc * p[:, k : k + 1]
+            acc = new
+        out[sl] = acc
+    return out
+
+
+def zone_sum_draw(rng: np.random.Generator, eta: ArrayLike, cutpoints: ArrayLike) -> NDArray[np.int64]:
+    """Draw totals of six exchangeable zones: each zone ``#{j: U > expit(c_j - eta)}``, U uniform.
+
+    ``cutpoints`` has shape ``(..., 4)``, its leading axes broadcasting against ``eta``.
+    """
+    eta = np.asarray(eta, float)
+    c = np.asarray(cutpoints, float)
+    cdf = expit(c - eta[..., None])  # (..., 4)
+    u = rng.random((*np.broadcast_shapes(eta.shape, c.shape[:-1]), N_ZONES, 1))
+    return (u > cdf[..., None, :]).sum(axis=(-1, -2))

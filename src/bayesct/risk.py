@@ -86,12 +86,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import expit, gammaln
+from scipy.special import expit
 from scipy.special import logsumexp as _logsumexp
 
 from bayesct.classical.mortality import risk_band
 from bayesct.constants import CI_PROB, CT, CT_MAX, DAY, PERIOD_LABELS, RISK_BANDS
 from bayesct.errors import BayesctError, DataValidationError, SpecError
+from bayesct.likelihoods import cs_normal_logpdf
 from bayesct.report.format import interval
 
 __all__ = [
@@ -125,7 +126,6 @@ _T_DF = 7.0  # degrees of freedom of the Laplace Student-t proposal
 _NEWTON_STEPS = 30
 _ETA_MAX = 30.0  # CT logits are clipped here: logistic(±30) stays inside (0, 1) in float64
 _HISTORY_ID = "new patient"
-_SCORES = np.arange(CT_MAX + 1)
 
 
 class RiskWarning(UserWarning):
@@ -427,22 +427,6 @@ def _mortality_pieces(pm: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return base, c
 
 
-def _ct_logpmf_all(pm: Any, eta: np.ndarray) -> np.ndarray:
-    """(..., 25) log-pmf of every CT score 0-24 at eta (S, ...): Pochhammer sums, no betaln."""
-    mu = np.clip(expit(eta), 1e-12, 1 - 1e-12)
-    logc = gammaln(CT_MAX + 1) - gammaln(_SCORES + 1) - gammaln(CT_MAX - _SCORES + 1)
-    if pm.spec.ct_likelihood == "binomial":
-        return logc + _SCORES * np.log(mu)[..., None] + (CT_MAX - _SCORES) * np.log1p(-mu)[..., None]
-    phi = pm.draws["ct_phi"].reshape((-1,) + (1,) * (eta.ndim - 1))
-    a, b = mu * phi, (1 - mu) * phi
-    i = np.arange(CT_MAX)
-    zero = np.zeros((*eta.shape, 1))
-    cum_a = np.concatenate([zero, np.cumsum(np.log(a[..., None] + i), axis=-1)], axis=-1)
-    cum_b = np.concatenate([zero, np.cumsum(np.log(b[..., None] + i), axis=-1)], axis=-1)
-    norm = np.log(phi[..., None] + i).sum(axis=-1)  # log of (phi)_24, per draw
-    return logc + cum_a + cum_b[..., ::-1] - norm[..., None]
-
-
 def _expit_normal_mean(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """E[expit(mu + sd X)], X ~ N(0, 1), elementwise, by the trapezoid rule over ±8.5.
 
@@ -492,7 +476,7 @@ def _quadrature(pm: Any, day: float, X: np.ndarray, scores: np.ndarray | None = 
     xi = np.sqrt(var_xi)[:, None] * z  # (S, Q)
     eta = np.clip(m[:, 0:1] + xi, -_ETA_MAX, _ETA_MAX)
     if scores is None:
-        logp = _ct_logpmf_all(pm, eta)  # (S, Q, 25)
+        logp = pm.ct_likelihood.logpmf_all(eta)  # (S, Q, 25)
     else:
         sc = np.asarray(scores, float)
         logp = pm.ct_logp(sc[None, None, :], eta[..., None])
@@ -573,15 +557,8 @@ def _lab_loglik(block: _LabBlock, eff: np.ndarray) -> np.ndarray:
 
 
 def _cs_normal_logpdf(resid: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Log-density of residuals (..., n) under N(0, s² I + t² J): same formula as ``lab_marginal_logp``."""
-    n = resid.shape[-1]
-    s1 = resid.sum(axis=-1)
-    s2sum = (resid**2).sum(axis=-1)
-    s2, t2 = s**2, t**2
-    denom = s2 + n * t2
-    return -0.5 * (
-        n * np.log(2 * np.pi) + (n - 1) * np.log(s2) + np.log(denom) + (s2sum - t2 * s1**2 / denom) / s2
-    )
+    """Log-density of residuals (..., n) under N(0, s² I + t² J) (:func:`~bayesct.likelihoods.cs_normal_logpdf`)."""
+    return cs_normal_logpdf(resid.shape[-1], resid.sum(axis=-1), (resid**2).sum(axis=-1), s, t)
 
 
 def _ct_derivs(pm: Any, y: np.ndarray, eta: np.ndarray, h: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 from bayesct.cli import main
 from bayesct.data import write_cohort
 from bayesct.errors import BayesctError, ConvergenceWarning, SpecError
-from bayesct.modeling.builders import UNJITTERED_START, ct_severity_start
+from bayesct.modeling.builders import LOADING_MAGNITUDE_START, UNJITTERED_START, ct_severity_start
 from bayesct.modeling.fit import FitResult, JointModel, start_points
 from bayesct.modeling.spec import parse_spec, specs_dir
 
@@ -71,12 +71,16 @@ def test_same_seed_same_numbers(small_cohort):
 
 
 def test_start_points_anchor_the_severity_to_the_ct_score(small_cohort):
-    """Every chain starts with the lab loadings at 0 and the shared severity at each patient's
-    mean CT deviation (UNJITTERED_START); everything else is jittered, seeded."""
+    """Every chain starts with the lab loadings' magnitudes at a tenth of their prior scale, on
+    the side of their known sign (at 0 with free signs), and the shared severity at each
+    patient's mean CT deviation (UNJITTERED_START); everything else is jittered, seeded."""
     jm = JointModel("joint")
     design = jm.design(small_cohort)
     model = jm.build(small_cohort)
-    assert {"loading_lab", "severity_dev", "severity_mean"} <= set(UNJITTERED_START)
+    assert {"loading_lab", "loading_magnitude", "severity_dev", "severity_mean"} <= set(UNJITTERED_START)
+    magnitude_start = (
+        LOADING_MAGNITUDE_START * jm.spec.prior("loading").params["sigma"] * design.marker_scale[1:]
+    )
     # by hand: mean empirical logit of each patient's CT scores, minus the cohort centre
     ct = design.ct
     logit = np.log((ct.value + 0.5) / (24.5 - ct.value))
@@ -87,7 +91,8 @@ def test_start_points_anchor_the_severity_to_the_ct_score(small_cohort):
     points = start_points(model, 4, seed=3)
     assert len(points) == 4
     for point in points:
-        np.testing.assert_array_equal(point["loading_lab"], 0.0)
+        assert "loading_lab" not in point  # a deterministic under known signs
+        np.testing.assert_allclose(point["loading_magnitude"], magnitude_start, rtol=1e-12)
         z = point["severity_dev"].T + point["severity_mean"]
         np.testing.assert_allclose(z, start, atol=1e-12)
     phis = [float(p["ct_phi"]) for p in points]
@@ -97,6 +102,11 @@ def test_start_points_anchor_the_severity_to_the_ct_score(small_cohort):
         for name in a:
             np.testing.assert_array_equal(a[name], b[name])
     assert float(start_points(model, 4, seed=4)[0]["ct_phi"]) != phis[0]
+    raw = tomllib.loads((specs_dir() / "joint.toml").read_text())
+    raw["random_effects"]["loading_signs"] = "free"
+    free = JointModel(parse_spec(raw)).build(small_cohort)
+    for point in start_points(free, 2, seed=3):
+        np.testing.assert_array_equal(point["loading_lab"], 0.0)
 
 
 def test_sampler_settings_come_from_the_spec_per_sampler():
@@ -228,7 +238,8 @@ def test_pymc_and_numpyro_get_the_same_kind_of_start(sampler, small_cohort, monk
         )
     assert len(seen["initvals"]) == 3
     for point in seen["initvals"]:
-        np.testing.assert_array_equal(point["loading_lab"], 0.0)
+        np.testing.assert_array_less(0.0, point["loading_magnitude"])
+        np.testing.assert_array_equal(point["loading_magnitude"], seen["initvals"][0]["loading_magnitude"])
     if sampler == "pymc":
         assert seen["init"] == "adapt_diag"  # PyMC's own jitter off
     else:

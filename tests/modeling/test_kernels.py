@@ -8,6 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from scipy import stats
 
+from bayesct.likelihoods import PMF_FLOOR
 from bayesct.modeling.builders import build_model, lab_marginal_logp, labs_groups
 from bayesct.modeling.design import build_design
 from bayesct.modeling.kernels import (
@@ -18,6 +19,8 @@ from bayesct.modeling.kernels import (
     lab_marginal,
     lab_marginal_kernel,
     linear_predictor,
+    zone_sum_kernel,
+    zone_sum_logit,
 )
 from bayesct.modeling.spec import SPEC_NAMES, load_spec
 
@@ -98,13 +101,11 @@ def test_lab_kernel_equals_the_per_group_density_with_exact_derivatives(small_co
     assert total == pytest.approx(lab_marginal_logp(value - eta, groups, noise, specific).sum(), rel=1e-12)
 
     # the gradient against PyTensor's automatic one of the same density from its own operations
-    from bayesct.modeling.builders import lab_marginal_logp_total
-
     args = [pt.dvector(n) for n in ("eta", "noise", "specific")]
     grads = []
     for total_fn in (
         lambda e, s, t: lab_marginal(e, s, t, value, groups),
-        lambda e, s, t: lab_marginal_logp_total(value - e, design.labs.marker - 1, groups, s, t, n_labs),
+        lambda e, s, t: pt.sum(lab_marginal_logp(value - e, groups, s, t)),
     ):
         grads.append(pytensor.function(args, pt.grad(total_fn(*args), args))(eta, noise, specific))
     for ours, ref in zip(*grads, strict=True):
@@ -166,12 +167,14 @@ def test_linear_predictor_equals_its_gathers_with_exact_gradient():
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_fused_and_unfused_graphs_are_the_same_model(name, small_cohort):
     """Log-density and gradient of the fused graph equal PyTensor's own operations' at random points."""
-    design = build_design(small_cohort, load_spec(name))
+    spec = load_spec(name)
+    design = build_design(small_cohort, spec)
     fused, plain = build_model(design, fused=True), build_model(design, fused=False)
     assert not _kernel_ops(plain)
     if name != "scan_logistic":
-        assert {"BetaBinomialLogit", "LinearPredictor"} <= _kernel_ops(fused)
-    assert ("LabMarginal" in _kernel_ops(fused)) == (name == "joint")
+        ct_kernel = {"beta_binomial": "BetaBinomialLogit", "zone_sum": "ZoneSumLogit"}[spec.ct_likelihood]
+        assert {ct_kernel, "LinearPredictor"} <= _kernel_ops(fused)
+    assert ("LabMarginal" in _kernel_ops(fused)) == (name in ("joint", "joint_zones"))
     logp = [m.compile_logp() for m in (fused, plain)]
     dlogp = [m.compile_dlogp() for m in (fused, plain)]
     rng = np.random.default_rng(4)
@@ -189,6 +192,35 @@ def test_fused_graph_compiles_to_numba_and_agrees_with_c(small_cohort):
     c_mode = model.compile_dlogp()(point)
     numba_mode = model.compile_dlogp(mode="NUMBA")(point)
     np.testing.assert_allclose(numba_mode, c_mode, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cuts", [[-2.1, -0.4, 0.8, 2.9], [-0.3, -0.2, 0.1, 6.0]])
+def test_zone_sum_kernel_equals_the_numpy_likelihood_with_exact_derivatives(cuts):
+    from bayesct.likelihoods import CTLikelihood
+    from bayesct.modeling.builders import zone_sum_logp
+
+    cuts = np.array(cuts)
+    rng = np.random.default_rng(2)
+    counts = np.tile(np.arange(25), 4)
+    eta = rng.normal(0.0, 3.0, counts.size)
+    eta[:3] = [-30.0, 0.0, 30.0]
+    lp, d_eta, d_cut = zone_sum_kernel(eta, cuts, counts, 6, PMF_FLOOR)
+    ref = CTLikelihood("zone_sum", cutpoints=cuts[None, :]).logpmf(counts[None, :], eta[None, :])[0]
+    np.testing.assert_allclose(lp, ref, rtol=1e-10, atol=1e-10)
+    # the derivatives against PyTensor's automatic ones of the unfused graph (where not floored)
+    e, c = pt.dvector("e"), pt.dvector("c")
+    per = zone_sum_logp(pt.as_tensor(counts), e, c)
+    g_eta = pytensor.function([e, c], pt.grad(per.sum(), e))(eta, cuts)
+    live = lp > np.log(PMF_FLOOR) + 1.0
+    np.testing.assert_allclose(d_eta[live], g_eta[live], rtol=1e-8, atol=1e-10)
+    w = rng.normal(size=counts.size)
+    g_cut = pytensor.function([e, c], pt.grad((per * np.where(live, w, 0.0)).sum(), c))(eta, cuts)
+    np.testing.assert_allclose((w[live, None] * d_cut[live]).sum(0), g_cut, rtol=1e-8, atol=1e-10)
+    # and the Op's gradient is assembled from them
+    fused = zone_sum_logit(e, c, counts, 6)
+    g_op = pytensor.function([e, c], pt.grad((fused * w).sum(), [e, c]))(eta, cuts)
+    np.testing.assert_allclose(g_op[0], w * d_eta, rtol=1e-12)
+    np.testing.assert_allclose(g_op[1], (w[:, None] * d_cut).sum(0), rtol=1e-12)
 
 
 def test_kernel_ops_reject_misshapen_inputs():

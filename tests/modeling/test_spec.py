@@ -37,6 +37,12 @@ def test_spec_by_path(tmp_path):
         ({"trajectory": {"knots": [50.0]}}, "knots"),
         ({"trajectory": {"boundary": [10.0, 0.0]}}, "boundary"),
         ({"random_effects": {"structure": "diagonal"}}, "structure"),
+        (
+            {"random_effects": {"loading_signs": "fixed"}},
+            "loading_signs must be 'known'.* or 'free', got 'fixed'",
+        ),
+        ({"priors": {"loading": {"dist": "Normal", "mu": 0.5, "sigma": 1.0}}}, "loading.*mu = 0"),
+        ({"priors": {"loading": {"dist": "Gamma", "alpha": 2.0, "beta": 1.0}}}, "loading.*magnitude"),
         ({"mortality": {"association": ["area"]}}, "association"),
         ({"priors": {"ct_phi": {"dist": "Cauchy"}}}, "unknown distribution"),
         ({"priors": {"ct_phi": 3}}, "must be a table"),
@@ -74,3 +80,21 @@ def test_missing_prior_is_a_spec_error():
     spec = load_spec("scan_logistic")
     with pytest.raises(SpecError, match="declares no prior 'loading'"):
         spec.prior("loading")
+
+
+def test_loading_signs_option():
+    """Shipped factor specs fix the labs' loading signs; a spec without the key keeps them free
+    (so that specs saved with older fits rebuild the same model); 'free' accepts any loading prior."""
+    for name in ("joint", "joint_zones"):
+        spec = load_spec(name)
+        assert spec.structure == "factor" and spec.loading_signs == "known"
+        assert "|loading| ~ HalfNormal(sigma=1)" in spec.describe_priors()
+    raw = tomllib.loads((specs_dir() / "joint.toml").read_text())
+    del raw["random_effects"]["loading_signs"]
+    assert parse_spec(raw).loading_signs == "free"
+    raw["priors"]["loading"] = {"dist": "Normal", "mu": 0.5, "sigma": 1.0}
+    spec = parse_spec(raw)  # a shifted prior is fine when the signs are free
+    assert "loading signs known" not in spec.describe_priors()
+    raw["random_effects"]["loading_signs"] = "known"
+    raw["priors"]["loading"] = {"dist": "StudentT", "nu": 4.0, "mu": 0.0, "sigma": 1.0}
+    assert "|loading| ~ HalfStudentT(nu=4, sigma=1)" in parse_spec(raw).describe_priors()

@@ -107,7 +107,7 @@ def mocked_fit(cohort, name: str, draws: int = 4, seed: int = 0) -> FitResult:
     return FitResult(xr.DataTree.from_dict({"posterior": post}), model.spec, cohort, diag)
 
 
-@pytest.mark.parametrize("name", ["joint", "ct_only", "descriptive"])
+@pytest.mark.parametrize("name", ["joint", "joint_zones", "ct_only", "descriptive"])
 def test_numpy_view_matches_the_pymc_log_density(name, small_cohort):
     """PosteriorModel restates the model in numpy; its likelihood must equal PyMC's at the same point."""
     fit = mocked_fit(small_cohort, name, draws=3)
@@ -191,9 +191,28 @@ def test_beta_binomial_logp_equals_scipy(phi):
     assert draws.mean() == pytest.approx(24 * 0.3, rel=0.02)
 
 
-def test_lab_likelihood_total_equals_the_sum_of_its_groups(small_cohort):
-    """The hoisted lab likelihood of the graph is the per-group marginal density, summed."""
-    from bayesct.modeling.builders import lab_marginal_logp, lab_marginal_logp_total, labs_groups
+def test_zone_sum_logp_graph_equals_the_numpy_likelihood():
+    """The PyTensor zone-sum log-pmf is bayesct.likelihoods' (exact convolution), tails included,
+    with a finite gradient everywhere."""
+    from bayesct.likelihoods import CTLikelihood
+    from bayesct.modeling.builders import zone_sum_logp
+
+    cuts = np.array([-2.1, -0.4, 0.8, 2.9])
+    eta = np.r_[np.linspace(-40.0, 40.0, 41), np.linspace(-4.0, 4.0, 60)]
+    k = np.random.default_rng(1).integers(0, 25, size=eta.size)
+    eta_t, cuts_t = pt.dvector("eta"), pt.dvector("cuts")
+    logp = zone_sum_logp(pt.as_tensor(k), eta_t, cuts_t)
+    ours = logp.eval({eta_t: eta, cuts_t: cuts})
+    ref = CTLikelihood("zone_sum", cutpoints=cuts[None, :]).logpmf(k[None, :], eta[None, :])[0]
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+    grad = pt.grad(logp.sum(), [eta_t, cuts_t])
+    g_eta, g_cuts = (g.eval({eta_t: eta, cuts_t: cuts}) for g in grad)
+    assert np.all(np.isfinite(g_eta)) and np.all(np.isfinite(g_cuts))
+
+
+def test_lab_likelihood_of_the_graph_equals_the_numpy_one(small_cohort):
+    """The unfused graph's lab likelihood (PyTensor) is the numpy per-group marginal density, summed."""
+    from bayesct.modeling.builders import lab_marginal_logp, labs_groups
 
     design = build_design(small_cohort, load_spec("joint"))
     groups = labs_groups(design)
@@ -202,15 +221,12 @@ def test_lab_likelihood_total_equals_the_sum_of_its_groups(small_cohort):
     for _ in range(3):
         resid = rng.normal(0.0, 1.0, size=len(design.labs.value))
         noise, specific = rng.uniform(0.05, 2.0, n_labs), rng.uniform(0.0, 2.0, n_labs)
-        total = lab_marginal_logp_total(
-            pt.as_tensor(resid),
-            design.labs.marker - 1,
-            groups,
-            pt.as_tensor(noise),
-            pt.as_tensor(specific),
-            n_labs,
-        ).eval()
-        assert total == pytest.approx(lab_marginal_logp(resid, groups, noise, specific).sum(), rel=1e-12)
+        graph = pt.sum(
+            lab_marginal_logp(pt.as_tensor(resid), groups, pt.as_tensor(noise), pt.as_tensor(specific))
+        )
+        assert graph.eval() == pytest.approx(
+            lab_marginal_logp(resid, groups, noise, specific).sum(), rel=1e-12
+        )
 
 
 def test_signed_specific_sd_is_the_spec_prior_and_sign_free(small_cohort):
@@ -257,3 +273,90 @@ def test_stored_posterior_drops_signed_scales():
     )
     kept = _keep_groups(xr.DataTree.from_dict({"posterior": post}))
     assert list(kept["posterior"].data_vars) == ["specific_sd"]
+
+
+def _joint_with_loading_signs(signs: str):
+    import tomllib
+
+    from bayesct.modeling.spec import parse_spec, specs_dir
+
+    raw = tomllib.loads((specs_dir() / "joint.toml").read_text())
+    raw["random_effects"]["loading_signs"] = signs
+    return JointModel(parse_spec(raw))
+
+
+def test_known_loading_signs_follow_the_lab_direction_at_any_point(small_cohort):
+    """loading_signs = "known": each lab's loading is LAB_DIRECTION[lab] * |x|, for any value of the
+    sampled (log-scale) magnitude, in prior draws too; the magnitude has the HalfNormal prior."""
+    from scipy import stats
+
+    from bayesct.constants import LAB_DIRECTION
+
+    jm = JointModel("joint")
+    assert jm.spec.loading_signs == "known"
+    model = jm.build(small_cohort)
+    design = jm.design(small_cohort)
+    labs = list(model.coords["lab"])
+    assert {"ldh", "lymphocyte_count"} <= set(labs)
+    direction = np.array([LAB_DIRECTION[m] for m in labs])
+    assert "loading_lab" not in {rv.name for rv in model.free_RVs}
+    magnitude = model["loading_magnitude"]
+    assert type(model.rvs_to_transforms[magnitude]).__name__ == "LogTransform"
+    loading_fn = model.compile_fn(
+        model.replace_rvs_by_values([model["loading"], model["loading_lab"]]),
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )
+    logp_fn = model.compile_fn(
+        model.logp(vars=[magnitude], jacobian=False, sum=False),
+        inputs=model.value_vars,
+        on_unused_input="ignore",
+    )
+    sigma = jm.spec.prior("loading").params["sigma"] * design.marker_scale[1:]
+    rng = np.random.default_rng(0)
+    start = model.initial_point()
+    assert np.all(np.isfinite(start["loading_magnitude_log__"]))  # not started at |x| = 0
+    for _ in range(20):
+        point = {k: v + rng.normal(0.0, 3.0, size=np.shape(v)) for k, v in start.items()}
+        loading, lam_lab = loading_fn(point)
+        assert loading[0] == 1.0
+        np.testing.assert_array_equal(loading[1:], lam_lab)
+        assert np.all(np.sign(lam_lab) == direction)
+        np.testing.assert_allclose(np.abs(lam_lab), np.exp(point["loading_magnitude_log__"]), rtol=1e-12)
+        np.testing.assert_allclose(
+            logp_fn(point)[0], stats.halfnorm.logpdf(np.abs(lam_lab), scale=sigma), rtol=1e-10
+        )
+    draws = pm.draw(model["loading"], draws=500, random_seed=1)
+    assert np.all(draws[:, 0] == 1.0)
+    assert np.all(np.sign(draws[:, 1:]) == direction)
+    assert np.all(draws[:, 1 + labs.index("ldh")] > 0)
+    assert np.all(draws[:, 1 + labs.index("lymphocyte_count")] < 0)
+    # |loading| ~ HalfNormal(sigma * marker SD): its mean is sigma * sqrt(2 / pi)
+    np.testing.assert_allclose(np.abs(draws[:, 1:]).mean(axis=0) / sigma, np.sqrt(2 / np.pi), rtol=0.15)
+
+
+def test_free_loading_signs_reproduce_the_normal_loading_prior(small_cohort):
+    """loading_signs = "free" is the model as it was: loading_lab sampled untransformed with the
+    spec's Normal(0, sigma * marker SD) prior, either sign."""
+    from scipy import stats
+
+    jm = _joint_with_loading_signs("free")
+    model = jm.build(small_cohort)
+    design = jm.design(small_cohort)
+    lam = model["loading_lab"]
+    assert lam in model.free_RVs and "loading_magnitude" not in model.named_vars
+    assert model.rvs_to_transforms.get(lam) is None
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0.0, 1.0, size=np.shape(v)) for k, v in model.initial_point().items()}
+    logp = model.compile_fn(
+        model.logp(vars=[lam], sum=False), inputs=model.value_vars, on_unused_input="ignore"
+    )
+    prior = jm.spec.prior("loading")
+    sigma = prior.params["sigma"] * design.marker_scale[1:]
+    np.testing.assert_allclose(
+        logp(point)[0], stats.norm.logpdf(point["loading_lab"], prior.params["mu"], sigma), rtol=1e-10
+    )
+    draws = pm.draw(model["loading"], draws=200, random_seed=1)
+    assert np.all(draws[:, 0] == 1.0)
+    assert np.all((draws[:, 1:] > 0).any(axis=0)) and np.all((draws[:, 1:] < 0).any(axis=0))
+    assert np.isfinite(model.compile_logp()(model.initial_point()))

@@ -152,7 +152,7 @@ def test_lab_loglik_equals_builders_marginal(joint_fake):
 def test_all_score_logpmf_equals_ct_logp(joint_fake):
     pm = PosteriorModel.from_fit(joint_fake)
     eta = np.linspace(-4, 3, 7)[None, :].repeat(pm.n_draws, 0)
-    all_scores = risk._ct_logpmf_all(pm, eta)
+    all_scores = pm.ct_likelihood.logpmf_all(eta)
     direct = pm.ct_logp(np.arange(25)[None, None, :], eta[..., None])
     np.testing.assert_allclose(all_scores, direct, atol=1e-9)
 

@@ -14,11 +14,25 @@ r"""PyMC graphs of the bayesct model families.
     with :math:`f_k` a cubic B-spline with independent normal priors on its
     coefficients, :math:`g(t) = (t - t_c)/t_s`, the shared severity
     :math:`u_i` (or all effects :math:`b_i`) drawn from one MvNormal with an
-    LKJ-Cholesky covariance, non-centred. The CT score is beta-binomial with 24
-    trials on :math:`\mathrm{logit}^{-1}\eta`; labs are normal (or Student-t) on
+    LKJ-Cholesky covariance, non-centred. The CT score is beta-binomial (or
+    binomial) with 24 trials on :math:`\mathrm{logit}^{-1}\eta`, or, with
+    ``ct_likelihood = "zone_sum"``, the sum of six exchangeable lung zones, each
+    ordinal 0-4 with :math:`P(Y_z \le j) = \mathrm{logit}^{-1}(c_j - \eta)`
+    (shared cut-points centred on 0) and the total's pmf their exact convolution
+    (:class:`bayesct.likelihoods.CTLikelihood`); labs are normal (or Student-t) on
     their modelling scale. Mortality is logistic in the covariates and the
     association terms (latent CT value at the reference day, its slope, or the
     shared effects).
+
+    The association terms are linear in the patient's effects :math:`e_i`, so the
+    trajectory term is :math:`r_i = \sum_a \gamma_a A_{ia} = w^\top e_i` with
+    :math:`w = M\gamma` (:math:`M` the terms at the unit effects). ``mort_assoc_sd``
+    (a deterministic) is the log-odds of death per population SD of :math:`r_i`,
+    :math:`\operatorname{sign}(w^\top \Sigma m)\sqrt{w^\top \Sigma w}` with
+    :math:`\Sigma` the effects' covariance and :math:`m` the effect vector of the
+    latent CT value at the reference day. Unlike the ``mort_gamma`` coefficients
+    (value and slope are strongly correlated a posteriori), it does not depend on how
+    the terms split the trajectory into value and slope: it is the effect to read.
 
     Sampled parameterisation (the same model): the standardised effects are the
     cohort mean plus zero-sum deviations, and the spline coefficients and the
@@ -53,7 +67,8 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import binomln
 
-from bayesct.constants import CT, CT_MAX, GROUP_LABELS
+from bayesct.constants import CT, CT_MAX, GROUP_LABELS, LAB_DIRECTION, N_ZONES, ZONE_MAX
+from bayesct.likelihoods import PMF_FLOOR, cs_normal_logpdf, zone_sum_draw
 from bayesct.modeling.design import (
     Design,
     linear_spline_coef,
@@ -61,8 +76,13 @@ from bayesct.modeling.design import (
     time_transform,
     to_model_scale,
 )
-from bayesct.modeling.kernels import beta_binomial_logit, lab_marginal, lab_size_pairs, linear_predictor
-from bayesct.modeling.spec import ModelSpec
+from bayesct.modeling.kernels import (
+    beta_binomial_logit,
+    lab_marginal,
+    linear_predictor,
+    zone_sum_logit,
+)
+from bayesct.modeling.spec import ModelSpec, Prior, loading_magnitude_prior
 
 _PARAM_KEYS = {
     "Normal": ("mu", "sigma"),
@@ -74,9 +94,11 @@ _PARAM_KEYS = {
 }
 
 
-def _scaled_params(spec: ModelSpec, pname: str, scale) -> tuple[str, dict[str, Any]]:
-    """The distribution name and parameters of prior ``pname``, scaled by ``scale`` when marker_scaled."""
-    p = spec.prior(pname)
+def _scaled_params(
+    spec: ModelSpec, pname: str, scale, prior: Prior | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The distribution name and parameters of prior ``pname`` (or ``prior``), scaled by ``scale`` when marker_scaled."""
+    p = prior if prior is not None else spec.prior(pname)
     params: dict[str, Any] = dict(p.params)
     if p.marker_scaled and scale is not None:
         if "sigma" in params:
@@ -105,8 +127,38 @@ def prior_dist(spec: ModelSpec, pname: str, *, scale: np.ndarray | float | None 
 #: 10,000), the lab loadings grow by the same factor with their signs flipped, and the CT score
 #: is left as overdispersed noise (phi about 2). The gates caught it: one nutpie chain in 4 on
 #: 10,000 patients fully jittered, and 2 of PyMC's 4 chains on the default cohort with only the
-#: loadings held at 0.
-UNJITTERED_START: tuple[str, ...] = ("loading_lab", "severity_dev", "severity_mean")
+#: loadings held at 0. With known loading signs (:func:`_lab_loadings`) the sampled
+#: magnitudes ``loading_magnitude`` start unjittered at a tenth of their prior scale instead
+#: (never at 0, which is -inf on their log scale).
+UNJITTERED_START: tuple[str, ...] = ("loading_lab", "loading_magnitude", "severity_dev", "severity_mean")
+
+#: The start of ``loading_magnitude`` (known loading signs), as a fraction of its prior scale.
+LOADING_MAGNITUDE_START = 0.1
+
+
+def _lab_loadings(spec: ModelSpec, design: Design) -> pt.TensorVariable:
+    """The labs' loadings on the shared severity, ``loading_lab`` (dims lab).
+
+    ``random_effects.loading_signs = "free"``: ``loading_lab`` is sampled with the spec's
+    ``loading`` prior. ``"known"``: ``loading_lab = LAB_DIRECTION[lab] * loading_magnitude``
+    (a deterministic), with the magnitude sampled on the log scale under the half-distribution
+    of the ``loading`` prior (:func:`~bayesct.modeling.spec.loading_magnitude_prior`). With
+    the CT score's loading fixed at +1, no lab can then set the severity's sign against the
+    CT score: the reflected mode (see :data:`UNJITTERED_START`) is outside the model.
+    """
+    scale = design.marker_scale[1:]
+    if spec.loading_signs == "free":
+        return prior_var(spec, "loading", scale=scale, dims="lab", name="loading_lab")
+    direction = np.array([LAB_DIRECTION[m] for m in design.markers[1:]], dtype=float)
+    prior = loading_magnitude_prior(spec.prior("loading"))
+    dist, params = _scaled_params(spec, "loading", scale, prior=prior)
+    prior_scale = params["sigma"] if "sigma" in params else 1.0 / params["lam"]
+    start = LOADING_MAGNITUDE_START * np.broadcast_to(np.asarray(prior_scale, dtype=float), scale.shape)
+    magnitude = getattr(pm, dist)(
+        "loading_magnitude", **_keyword_args(dist, params), dims="lab", initval=start.copy()
+    )
+    return pm.Deterministic("loading_lab", pt.as_tensor(direction) * magnitude, dims="lab")
+
 
 # Half-distributions and the symmetric distribution whose absolute value has that law.
 _SIGNED = {"HalfNormal": "Normal", "HalfStudentT": "StudentT"}
@@ -265,7 +317,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             u = pm.Deterministic("severity", pt.dot(z, chol.T), dims=("patient", "effect"))
             u_mean = pt.dot(chol, z_mean)  # the cohort mean of the severity effects
             if K > 1:
-                lam_lab = prior_var(spec, "loading", scale=scale[1:], dims="lab", name="loading_lab")
+                lam_lab = _lab_loadings(spec, design)
                 lam = pm.Deterministic("loading", pt.concatenate([pt.ones(1), lam_lab]), dims="marker")
             else:
                 lam = pt.ones(1)
@@ -277,7 +329,8 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                 # Lab-specific patient intercepts only: the CT score's own patient deviation *is*
                 # the shared severity, which pins the factor to the CT score (a second mode in which
                 # the factor follows the labs and the CT score goes its own way then needs the CT
-                # score to be nearly pure noise; a chain can still settle there, see the README).
+                # score to be nearly pure noise; with free loading signs a chain can still settle
+                # there, see the README; known signs, _lab_loadings, exclude it).
                 # With the intercepts integrated out only specific_sd**2 enters the likelihood,
                 # so it can be sampled signed (signed_scale_var): no boundary at 0 to mix into.
                 if marginal and spec.prior("specific_sd").dist in _SIGNED:
@@ -317,6 +370,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                 sd = prior_var(spec, "re_sd", scale=e_scale, dims="effect")
                 b = pm.Deterministic("re", z * sd, dims=("patient", "effect"))
                 b_mean = z_mean * sd
+                chol = pt.diag(sd)  # the effects' covariance factor, for mort_assoc_sd
             slope_col = np.full(K, -1)
             for j, m in enumerate(slopes):
                 slope_col[design.markers.index(m)] = K + j
@@ -368,6 +422,19 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                 observed=ct.value,
                 dims="ct_scan",
             )
+        elif spec.ct_likelihood == "zone_sum":
+            cutpoints = zone_cutpoints(spec)
+            pm.CustomDist(
+                "ct_obs",
+                eta_ct,
+                cutpoints,
+                logp=_zone_sum_fused if fused else zone_sum_logp,
+                random=_zone_sum_random,
+                signature="(),(c)->()",
+                dtype="int64",
+                observed=ct.value,
+                dims="ct_scan",
+            )
         else:
             pm.Binomial("ct_obs", n=CT_MAX, logit_p=eta_ct, observed=ct.value, dims="ct_scan")
 
@@ -385,19 +452,21 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                     "lab_obs",
                     lab_marginal(eta_lab, noise, spec_sd, labs.value, groups)
                     if fused
-                    else lab_marginal_logp_total(
-                        labs.value - eta_lab, labs.marker - 1, groups, noise, spec_sd, K - 1
-                    ),
+                    else pt.sum(lab_marginal_logp(labs.value - eta_lab, groups, noise, spec_sd)),
                 )
             else:
                 pm.Normal("lab_obs", mu=eta_lab, sigma=sd_obs, observed=labs.value, dims="lab_value")
 
         if spec.mortality:
 
+            def chosen_terms(e, e_pad) -> dict:
+                """The latent CT value at the reference day ("value") and its slope."""
+                ct_slope = e_pad[..., ct_slope_col]
+                return {"value": e[..., 0] + ct_slope * g_ref, "slope": ct_slope}
+
             def mortality_terms(e, e_pad) -> dict:
                 """The association terms the spec selects, in its order; linear in the effects."""
-                ct_slope = e_pad[..., ct_slope_col]
-                chosen = {"value": e[..., 0] + ct_slope * g_ref, "slope": ct_slope}
+                chosen = chosen_terms(e, e_pad)
                 shared = {name: e[..., j] for j, name in enumerate(shared_names)}
                 out: dict = {}
                 for a in spec.association:
@@ -418,6 +487,20 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                 beta = prior_var(spec, "mort_beta", dims="covariate")
                 logit_p = logit_p + pt.dot(design.covariates, beta)
             pm.Bernoulli("died_obs", logit_p=logit_p, observed=design.died, dims="patient")
+            # The combined association effect, a derived quantity only (not in the log-density):
+            # the patient's term r_i = A_i . gamma = w . e_i is linear in its effects e_i, with
+            # w = M gamma and M (effect x association) the terms at the unit effects. Its
+            # population SD is sd_r = sqrt(w' Sigma w) = ||chol' w|| (Sigma = chol chol'), and
+            # mort_assoc_sd = sign(w' Sigma m) sd_r, the log-odds of death per SD of r, signed by
+            # how r moves with the latent CT value at the reference day (m, its effect vector).
+            # The same whichever way the terms split value and slope (gamma alone is not).
+            n_eff = len(model.coords["effect"])
+            unit, unit_pad = np.eye(n_eff), np.c_[np.eye(n_eff), np.zeros(n_eff)]
+            M = np.stack(list(mortality_terms(unit, unit_pad).values()), axis=1)
+            m_value = chosen_terms(unit, unit_pad)["value"]
+            w_chol = pt.dot(chol.T, pt.dot(M, gamma))
+            direction = pt.dot(w_chol, pt.dot(chol.T, m_value))
+            pm.Deterministic("mort_assoc_sd", pt.sign(direction) * pt.sqrt(pt.sum(pt.square(w_chol))))
     return model
 
 
@@ -490,13 +573,64 @@ def _beta_binomial_logit_random(eta, phi, rng=None, size=None):
     return rng.binomial(CT_MAX, p, size=size)
 
 
-def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
-    """Log-density per (patient, lab) group of residuals ``y - eta`` with the intercept integrated out.
+def zone_cutpoints(spec: ModelSpec) -> pt.TensorVariable:
+    """The four shared zone cut-points of ``ct_likelihood = "zone_sum"``, centred on 0.
 
-    For n values with residuals r, noise SD s and intercept SD t, the values are
-    jointly normal with covariance s^2 I + t^2 J, whose log-density is
-    -1/2 [n log 2 pi + (n-1) log s^2 + log(s^2 + n t^2) + (sum r^2 - t^2 (sum r)^2 / (s^2 + n t^2)) / s^2].
-    Works on pytensor tensors and on numpy arrays alike (used again for LOO).
+    The CT curve's own level is free (its spline coefficients), so the cut-points carry
+    only their spacing: three positive gaps with the spec's ``ct_cut_gap`` prior, the
+    cut-points their cumulative sums shifted to mean 0 (recorded as ``ct_cutpoints``).
+    """
+    model = pm.modelcontext(None)
+    model.add_coord("ct_gap", [f"{j}-{j + 1}" for j in range(ZONE_MAX - 1)])
+    model.add_coord("ct_cut", list(range(ZONE_MAX)))
+    gaps = prior_var(spec, "ct_cut_gap", dims="ct_gap")
+    cum = pt.concatenate([pt.zeros(1), pt.cumsum(gaps)])
+    return pm.Deterministic("ct_cutpoints", cum - cum.mean(), dims="ct_cut")
+
+
+def zone_sum_logp(value, eta, cutpoints):
+    """Log-pmf of CT totals ``value`` as the sum of six exchangeable cumulative-logit zones.
+
+    The PyTensor twin of :meth:`bayesct.likelihoods.CTLikelihood.logpmf` for ``zone_sum``
+    (the tests hold them equal): per zone P(Y = j) = expit(d_j) expit(-d_{j-1})
+    (1 - exp(d_{j-1} - d_j)) with d_j = c_j - eta (no cancellation in either tail), and the
+    total's pmf by five convolutions in probability space, floored before the log.
+    """
+    if cutpoints.ndim == 2:  # CustomDist may hand the shared vector over broadcast to (1 or n, 4)
+        cutpoints = cutpoints[0]
+    d = cutpoints[None, :] - eta[:, None]  # (n, 4)
+    gaps = cutpoints[1:] - cutpoints[:-1]
+    inner = pt.sigmoid(d[:, 1:]) * pt.sigmoid(-d[:, :-1]) * -pt.expm1(-gaps)
+    p = pt.concatenate([pt.sigmoid(d[:, :1]), inner, pt.sigmoid(-d[:, -1:])], axis=1)  # (n, 5)
+    acc = p
+    for _ in range(N_ZONES - 1):
+        acc = sum(
+            pt.concatenate(
+                [pt.zeros((acc.shape[0], k)), acc * p[:, k][:, None], pt.zeros((acc.shape[0], ZONE_MAX - k))],
+                axis=1,
+            )
+            for k in range(ZONE_MAX + 1)
+        )
+    chosen = acc[pt.arange(acc.shape[0]), value]
+    return pt.log(pt.maximum(chosen, PMF_FLOOR))
+
+
+def _zone_sum_fused(value, eta, cutpoints):
+    """:func:`zone_sum_logp` through the fused kernel."""
+    if cutpoints.ndim == 2:
+        cutpoints = cutpoints[0]
+    return zone_sum_logit(eta, cutpoints, value, N_ZONES)
+
+
+def _zone_sum_random(eta, cutpoints, rng=None, size=None):
+    return zone_sum_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints)
+
+
+def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
+    """Log-density per (patient, lab) group of residuals ``y - eta`` with the intercept integrated out:
+    :func:`bayesct.likelihoods.cs_normal_logpdf` of each group's sums.
+
+    Works on pytensor tensors (the unfused graph) and on numpy arrays (LOO) alike.
     """
     gid, lab_of_group, _, n = groups
     G = len(n)
@@ -508,36 +642,7 @@ def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
         s1 = pt.inc_subtensor(pt.zeros(G)[gid], resid)
         s2 = pt.inc_subtensor(pt.zeros(G)[gid], resid**2)
         log = pt.log
-    s2_noise = noise_sd[lab_of_group] ** 2
-    t2 = specific_sd[lab_of_group] ** 2
-    denom = s2_noise + n * t2
-    return -0.5 * (
-        n * np.log(2 * np.pi) + (n - 1) * log(s2_noise) + log(denom) + (s2 - t2 * s1**2 / denom) / s2_noise
-    )
-
-
-def lab_marginal_logp_total(resid, lab, groups, noise_sd, specific_sd, n_labs: int):
-    """The sum over all groups of :func:`lab_marginal_logp`, for the model graph.
-
-    Per group, with rho = t^2 / s^2 and standardised residuals z = r / s, the log-density is
-    -1/2 [n log 2 pi + n log s^2 + log(1 + n rho) + sum z^2 - rho / (1 + n rho) (sum z)^2].
-    The logarithms depend on the lab alone or on the lab and the group size, so they are
-    evaluated once per lab and once per distinct (lab, size) pair instead of twice per group;
-    the squares need one sum over values, and only ``sum z`` is summed per group.
-    ``lab`` is each value's lab index (of ``n_labs``).
-    """
-    gid, _, _, n = groups
-    pair_of_group, pair_lab, pair_n, pair_count = lab_size_pairs(groups)
-    n_per_lab = np.bincount(lab, minlength=n_labs)
-    inv_s = 1.0 / noise_sd
-    z = resid * inv_s[lab]
-    sum_z = pt.inc_subtensor(pt.zeros(len(n))[gid], z)
-    rho = (specific_sd * inv_s) ** 2
-    n_rho = pair_n * rho[pair_lab]
-    shrink = (rho[pair_lab] / (1.0 + n_rho))[pair_of_group]
-    log_det = pt.sum(n_per_lab * pt.log(noise_sd**2)) + pt.sum(pair_count * pt.log1p(n_rho))
-    quad = pt.sum(z**2) - pt.sum(shrink * sum_z**2)
-    return -0.5 * (len(lab) * np.log(2 * np.pi) + log_det + quad)
+    return cs_normal_logpdf(n, s1, s2, noise_sd[lab_of_group], specific_sd[lab_of_group], log=log)
 
 
 def _sd_dist(spec: ModelSpec, pname: str, scale: np.ndarray):

@@ -16,13 +16,13 @@ the shared severity (factor structure) or every effect ``b`` (full structure).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import xarray as xr
-from scipy.special import betaln, expit, gammaln
 
-from bayesct.constants import CT_MAX
 from bayesct.errors import SpecError
+from bayesct.likelihoods import CTLikelihood
 from bayesct.modeling.builders import lab_marginal_logp, labs_groups
 from bayesct.modeling.design import Design, covariate_matrix, spline_basis, time_transform
 from bayesct.modeling.spec import ModelSpec
@@ -180,23 +180,18 @@ class PosteriorModel:
         return out
 
     # -- likelihood pieces (numpy) ----------------------------------------------
+    @cached_property
+    def ct_likelihood(self) -> CTLikelihood:
+        """The CT score's likelihood with this posterior's parameters (:mod:`bayesct.likelihoods`)."""
+        return CTLikelihood.from_draws(self.spec.ct_likelihood, self.draws)
+
     def ct_logp(self, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """Pointwise log-pmf of CT scores y given eta (broadcast)."""
-        mu = expit(eta)
-        logc = gammaln(CT_MAX + 1) - gammaln(y + 1) - gammaln(CT_MAX - y + 1)
-        if self.spec.ct_likelihood == "binomial":
-            return logc + y * np.log(mu) + (CT_MAX - y) * np.log1p(-mu)
-        phi = self.draws["ct_phi"].reshape((-1,) + (1,) * (np.ndim(eta) - 1))
-        a, b = mu * phi, (1 - mu) * phi
-        return logc + betaln(y + a, CT_MAX - y + b) - betaln(a, b)
+        """Pointwise log-pmf of CT scores y given eta (broadcast; draws on the leading axis)."""
+        return self.ct_likelihood.logpmf(y, eta)
 
     def draw_ct(self, rng: np.random.Generator, eta: np.ndarray) -> np.ndarray:
-        mu = expit(eta)
-        if self.spec.ct_likelihood == "binomial":
-            return rng.binomial(CT_MAX, mu).astype(float)
-        phi = self.draws["ct_phi"].reshape((-1,) + (1,) * (np.ndim(eta) - 1))
-        p = rng.beta(np.maximum(mu * phi, 1e-9), np.maximum((1 - mu) * phi, 1e-9))
-        return rng.binomial(CT_MAX, p).astype(float)
+        """Replicated CT scores at eta (draws on the leading axis)."""
+        return self.ct_likelihood.draw(rng, eta)
 
     def draw_lab(self, rng: np.random.Generator, lab: int, eta: np.ndarray) -> np.ndarray:
         """Replicated lab values on the modelling scale; ``lab`` indexes the labs (marker - 1)."""

@@ -12,6 +12,14 @@ marker-level parameters, ``marker_scaled = true`` multiplies the scale of the
 prior by the marker's empirical standard deviation on its modelling scale
 (log for labs, logit for percentages and the CT score), which keeps one
 weakly-informative prior meaningful for markers in very different units.
+
+``[random_effects] loading_signs`` (factor structure only) says how the labs' loadings
+on the shared severity are signed: ``"free"`` (the default when the key is absent, so
+that specs saved with older fits rebuild the same model) samples each loading with the
+``loading`` prior as declared; ``"known"`` fixes each lab's sign to
+:data:`~bayesct.constants.LAB_DIRECTION` and reads the ``loading`` prior as the law of
+the magnitude: ``Normal(0, s)`` as ``HalfNormal(s)`` and ``StudentT(nu, 0, s)`` as
+``HalfStudentT(nu, s)`` (a HalfNormal, HalfStudentT or Exponential prior is used as is).
 """
 
 from __future__ import annotations
@@ -23,19 +31,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from bayesct.constants import MARKERS
+from bayesct.constants import LAB_DIRECTION, MARKERS
 from bayesct.errors import SpecError
+from bayesct.likelihoods import CT_FAMILIES
 
 Family = Literal["joint", "scan_logistic"]
 Structure = Literal["factor", "full"]
 Association = Literal["value", "slope", "shared"]
+LoadingSigns = Literal["known", "free"]
 
-SPEC_NAMES: tuple[str, ...] = ("joint", "ct_only", "descriptive", "scan_logistic")
+SPEC_NAMES: tuple[str, ...] = ("joint", "joint_zones", "ct_only", "descriptive", "scan_logistic")
 # [sampler] holds these settings for every sampler, and [sampler.NAME] tables override them for one.
 SAMPLER_KEYS: tuple[str, ...] = ("draws", "tune", "chains")
 SAMPLER_NAMES: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
 _DISTS = {"Normal", "HalfNormal", "Exponential", "Gamma", "StudentT", "HalfStudentT", "LKJ"}
 _ASSOCIATIONS = {"value", "slope", "shared"}
+LOADING_SIGNS: tuple[str, ...] = ("known", "free")
+# With known loading signs: the half-distribution whose law |x| has for x with the declared
+# (zero-centred, symmetric) prior; positive distributions are the magnitude's prior as declared.
+_HALF_OF = {"Normal": "HalfNormal", "StudentT": "HalfStudentT"}
+_POSITIVE = {"HalfNormal", "HalfStudentT", "Exponential"}
 
 
 def specs_dir() -> Path:
@@ -69,7 +84,7 @@ class ModelSpec:
     description: str
     family: Family
     markers: tuple[str, ...] | None  # None: every marker present in the data
-    ct_likelihood: Literal["beta_binomial", "binomial"]
+    ct_likelihood: Literal["beta_binomial", "binomial", "zone_sum"]
     lab_likelihood: Literal["lognormal", "student_t"]
     knots: tuple[float, ...]
     boundary: tuple[float, float]
@@ -79,6 +94,7 @@ class ModelSpec:
     structure: Structure
     slopes: tuple[str, ...]
     specific_intercepts: bool
+    loading_signs: LoadingSigns
     mortality: bool
     association: tuple[Association, ...]
     reference_day: float
@@ -99,6 +115,14 @@ class ModelSpec:
         """The priors, one per line, as a user would print them."""
         lines = [f"Priors of model '{self.name}':"]
         lines += ["  " + p.describe() for p in self.priors.values()]
+        if self.structure == "factor" and self.loading_signs == "known" and "loading" in self.priors:
+            up = ", ".join(m for m, d in LAB_DIRECTION.items() if d > 0)
+            down = ", ".join(m for m, d in LAB_DIRECTION.items() if d < 0)
+            lines.append(
+                '  loading signs known (random_effects.loading_signs = "known"): '
+                f"loading[lab] = ±|loading|, + for {up}; - for {down}; "
+                f"|loading| ~ {loading_magnitude_prior(self.priors['loading']).describe().split('~', 1)[1].strip()}"
+            )
         return "\n".join(lines)
 
     def to_toml(self) -> str:
@@ -172,8 +196,10 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
     else:
         raise fail(f"markers.include must be 'all' or a list of {', '.join(MARKERS)}; got {include!r}")
     ct_lik = mk.get("ct_likelihood", "beta_binomial")
-    if ct_lik not in ("beta_binomial", "binomial"):
-        raise fail(f"markers.ct_likelihood must be 'beta_binomial' or 'binomial', got {ct_lik!r}")
+    if ct_lik not in CT_FAMILIES:
+        raise fail(
+            f"markers.ct_likelihood must be one of {', '.join(map(repr, CT_FAMILIES))}, got {ct_lik!r}"
+        )
     lab_lik = mk.get("lab_likelihood", "lognormal")
     if lab_lik not in ("lognormal", "student_t"):
         raise fail(f"markers.lab_likelihood must be 'lognormal' or 'student_t', got {lab_lik!r}")
@@ -194,6 +220,12 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
     if structure not in ("factor", "full"):
         raise fail(f"random_effects.structure must be 'factor' or 'full', got {structure!r}")
     slopes = tuple(re.get("slopes", ["ct_score"]))
+    loading_signs = re.get("loading_signs", "free")
+    if loading_signs not in LOADING_SIGNS:
+        raise fail(
+            f"random_effects.loading_signs must be 'known' (each lab's loading signed as "
+            f"bayesct.constants.LAB_DIRECTION) or 'free', got {loading_signs!r}"
+        )
     if any(s not in MARKERS for s in slopes):
         raise fail(f"random_effects.slopes must name markers among {', '.join(MARKERS)}")
 
@@ -239,6 +271,11 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
             raise fail(f"priors.{pname}: unknown distribution {dist!r}; use one of {sorted(_DISTS)}")
         params = {k: float(v) for k, v in p.items() if k not in ("dist", "marker_scaled")}
         priors[pname] = Prior(pname, dist, params, bool(p.get("marker_scaled", False)))
+    if structure == "factor" and loading_signs == "known" and "loading" in priors:
+        try:
+            loading_magnitude_prior(priors["loading"])
+        except SpecError as err:
+            raise fail(str(err)) from None
 
     return ModelSpec(
         name=name,
@@ -255,6 +292,7 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
         structure=structure,
         slopes=slopes,
         specific_intercepts=bool(re.get("specific_intercepts", True)),
+        loading_signs=loading_signs,
         mortality=mortality,
         association=association,
         reference_day=float(mo.get("reference_day", 14.0)),
@@ -264,6 +302,25 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
         priors=priors,
         raw=copy.deepcopy(raw),
         path=path,
+    )
+
+
+def loading_magnitude_prior(p: Prior) -> Prior:
+    """The prior of ``|loading|`` that a declared ``loading`` prior means under known loading signs.
+
+    ``Normal(0, s)`` becomes ``HalfNormal(s)`` and ``StudentT(nu, 0, s)`` becomes
+    ``HalfStudentT(nu, s)`` (the law of ``|x|``); a HalfNormal, HalfStudentT or
+    Exponential prior is the magnitude's prior as it stands. Anything else is refused.
+    """
+    if p.dist in _POSITIVE:
+        return p
+    if p.dist in _HALF_OF and p.params.get("mu", 0.0) == 0.0:
+        params = {k: v for k, v in p.params.items() if k != "mu"}
+        return Prior(p.name, _HALF_OF[p.dist], params, p.marker_scaled)
+    raise SpecError(
+        f"priors.{p.name}: with random_effects.loading_signs = 'known' it is read as the prior of "
+        f"the loadings' magnitude, so it must be Normal or StudentT with mu = 0 (read as its "
+        f"half-distribution) or one of {', '.join(sorted(_POSITIVE))}; got {p.describe().strip()}"
     )
 
 

@@ -45,6 +45,39 @@ def fmt_estimate(
     return f"{m:.{decimals}f}{unit} [{a:.{decimals}f}, {b:.{decimals}f}]"
 
 
+def mortality_association_lines(post: xr.Dataset, *, ci_prob: float = CI_PROB) -> list[str]:
+    """The combined mortality association as an odds ratio per SD, and a note on the gammas.
+
+    ``mort_assoc_sd`` is the log-odds of death per SD of the patient's trajectory term
+    (:mod:`bayesct.modeling.builders`); its odds ratio ``exp`` is summarised by the
+    median and central interval of the draws. Empty when the fit has no such variable.
+    """
+    if "mort_assoc_sd" not in post:
+        return []
+    odds = np.exp(np.asarray(post["mort_assoc_sd"].values, dtype=float))
+    lines = [
+        f"odds ratio of death per SD of the patient's CT trajectory (exp mort_assoc_sd, median "
+        f"[{ci_prob:.0%} CrI]): {fmt_draws(odds, ci_prob=ci_prob)}"
+    ]
+    if "mort_gamma" in post and post["mort_gamma"].size // (post.sizes["chain"] * post.sizes["draw"]) > 1:
+        g = post["mort_gamma"]
+        other = [d for d in g.dims if d not in ("chain", "draw")]
+        flat = np.asarray(g.stack(_s=("chain", "draw")).transpose(*other, "_s").values, dtype=float)
+        flat = flat.reshape(-1, flat.shape[-1])
+        labels = [str(x) for x in g[other[0]].values] if other and other[0] in g.coords else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            corr = np.corrcoef(flat)
+        off = np.triu(np.nan_to_num(corr), k=1)  # each pair once
+        i, j = np.unravel_index(int(np.argmax(np.abs(off))), off.shape)
+        pair = f"mort_gamma[{labels[i]}] and [{labels[j]}]" if labels else "two of them"
+        lines.append(
+            f"note: the mort_gamma coefficients are correlated a posteriori ({pair}: r = {corr[i, j]:.2f}); "
+            "they split one trajectory effect between them, so read the odds ratio above, not any one alone."
+        )
+    return lines
+
+
 def fmt_draws(
     draws: np.ndarray, *, ci_prob: float = CI_PROB, percent: bool = False, decimals: int | None = None
 ) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayesct.constants import CI_PROB
-from bayesct.report.format import fmt_estimate
+from bayesct.report.format import fmt_estimate, mortality_association_lines
 
 _HEADLINE = [
     "severity_sd",
@@ -22,6 +22,7 @@ _HEADLINE = [
     "mort_intercept",
     "mort_beta",
     "mort_gamma",
+    "mort_assoc_sd",
     "re_cov_stds",
     "patient_sd",
     "coef_per_unit",
@@ -60,9 +61,14 @@ def fit_section(fit_dir: Path) -> list[str]:
             "R-hat": summ["r_hat"].round(3),
         }
     )
+    lines += [_md_table(table), ""]
+    assoc = mortality_association_lines(result.posterior)
+    if assoc:
+        head, *notes = assoc
+        label, value = head.rsplit(": ", 1)
+        lines += [f"**{label[0].upper() + label[1:]}: {value}**", ""]
+        lines += [n[0].upper() + n[1:] for n in notes] + [""]
     lines += [
-        _md_table(table),
-        "",
         "Priors (from the spec):",
         "",
         "```",
