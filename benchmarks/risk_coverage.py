@@ -85,7 +85,7 @@ def run_one(generator: str, n: int, seed: int, model: str, no_risk: bool) -> dic
     for visits, age, sex in histories(generator, params, seed):
         q = risk_query(result, history=visits, age=age, sex=sex, seed=seed)
         truth_h = true_risk(params, visits, age, male=int(sex == "male"))
-        hist_cells.append((truth_h, float(q["median"]), float(q["lo"]), float(q["hi"])))
+        hist_cells.append((truth_h, float(q.attrs["median"]), float(q.attrs["lo"]), float(q.attrs["hi"])))
     hist_cov, hist_mae = _score(hist_cells)
     return {
         "generator": generator,

@@ -297,3 +297,33 @@ def test_unknown_family_and_missing_parameters_are_clear() -> None:
         CTLikelihood.from_draws("poisson", {})
     lik = CTLikelihood.from_draws("zone_sum", {"ct_cutpoints": np.tile(CUTS, (3, 1))})
     assert lik.cutpoints.shape == (3, ZONE_MAX)
+
+
+def test_lab_likelihoods_match_scipy_and_draw_from_themselves(rng: np.random.Generator) -> None:
+    from scipy import stats
+
+    from bayesct.likelihoods import LAB_FAMILIES, LabLikelihood
+
+    S, L = 3, 2
+    draws = {"noise_sd": rng.uniform(0.3, 1.5, (S, L)), "lab_nu": rng.uniform(2.5, 8.0, S)}
+    resid = rng.normal(0.0, 1.0, (S, 5))
+    lab = np.array([0, 1, 1, 0, 1])
+    sd = draws["noise_sd"][:, lab]
+    normal, student = (LabLikelihood.from_draws(f, draws) for f in LAB_FAMILIES)
+    np.testing.assert_allclose(normal.logpdf(resid, lab), stats.norm.logpdf(resid, scale=sd), rtol=1e-12)
+    np.testing.assert_allclose(normal.cdf(resid, lab), stats.norm.cdf(resid, scale=sd), rtol=1e-12)
+    nu = draws["lab_nu"][:, None]
+    np.testing.assert_allclose(student.logpdf(resid, lab), stats.t.logpdf(resid, df=nu, scale=sd), rtol=1e-12)
+    np.testing.assert_allclose(student.cdf(resid, lab), stats.t.cdf(resid, df=nu, scale=sd), rtol=1e-12)
+    # one lab for every value, and replicates with that lab's scale
+    eta = np.zeros((S, 40_000))
+    for lik in (normal, student):
+        x = lik.draw(np.random.default_rng(1), eta, 1)
+        assert x.shape == eta.shape
+        med_abs = np.median(np.abs(x), axis=1)
+        ref = draws["noise_sd"][:, 1] * (
+            0.6745 if lik.family == "lognormal" else stats.t.ppf(0.75, draws["lab_nu"])
+        )
+        np.testing.assert_allclose(med_abs, ref, rtol=0.03)
+    with pytest.raises(ValueError, match="unknown lab likelihood"):
+        LabLikelihood.from_draws("gamma", draws)

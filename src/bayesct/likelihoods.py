@@ -51,10 +51,13 @@ from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
 
 __all__ = [
     "CT_FAMILIES",
+    "LAB_FAMILIES",
     "ZONES",
     "CTLikelihood",
+    "LabLikelihood",
     "cs_normal_logpdf",
     "log1mexp",
+    "zone_draw",
     "zone_logpmf",
     "zone_sum_draw",
     "zone_sum_loglik",
@@ -329,6 +332,8 @@ class CTLikelihood:
     family: str
     phi: NDArray[np.float64] | None = None
     cutpoints: NDArray[np.float64] | None = None
+    #: ``zone_sum`` with zone columns in the data: one offset per zone (S, 6), else exchangeable.
+    offsets: NDArray[np.float64] | None = None
 
     @classmethod
     def from_draws(cls, family: str, draws: dict[str, NDArray[np.float64]]) -> CTLikelihood:
@@ -338,7 +343,9 @@ class CTLikelihood:
         if family == "beta_binomial":
             return cls(family, phi=np.asarray(draws["ct_phi"], float).reshape(-1))
         if family == "zone_sum":
-            return cls(family, cutpoints=np.asarray(draws["ct_cutpoints"], float).reshape(-1, ZONE_MAX))
+            cut = np.asarray(draws["ct_cutpoints"], float).reshape(-1, ZONE_MAX)
+            off = draws.get("ct_zone_offset")
+            return cls(family, cutpoints=cut, offsets=None if off is None else np.asarray(off, float))
         return cls(family)
 
     def _per_draw(self, x: NDArray[np.float64], ndim: int) -> NDArray[np.float64]:
@@ -350,9 +357,12 @@ class CTLikelihood:
         if self.family == "zone_sum":
             assert self.cutpoints is not None
             c = np.broadcast_to(self._per_draw(self.cutpoints, eta.ndim), (*eta.shape, ZONE_MAX))
-            return np.log(
-                np.maximum(_zone_sum_pmf(eta.reshape(-1), c.reshape(-1, ZONE_MAX)), PMF_FLOOR)
-            ).reshape((*eta.shape, CT_MAX + 1))
+            off = None
+            if self.offsets is not None:
+                off = np.broadcast_to(self._per_draw(self.offsets, eta.ndim), (*eta.shape, N_ZONES))
+                off = off.reshape(-1, N_ZONES)
+            pmf = _zone_sum_pmf(eta.reshape(-1), c.reshape(-1, ZONE_MAX), off)
+            return np.log(np.maximum(pmf, PMF_FLOOR)).reshape((*eta.shape, CT_MAX + 1))
         mu = np.clip(expit(eta), 1e-12, 1 - 1e-12)
         if self.family == "binomial":
             return _LOGC + _SCORES * np.log(mu)[..., None] + (CT_MAX - _SCORES) * np.log1p(-mu)[..., None]
@@ -386,13 +396,29 @@ class CTLikelihood:
         a, b = mu * phi, (1 - mu) * phi
         return logc + betaln(y + a, CT_MAX - y + b) - betaln(a, b)
 
+    def zones_logpmf(self, zones: ArrayLike, eta: ArrayLike) -> NDArray[np.float64]:
+        """``zone_sum`` with the zones observed: sum over the six zones of log P(Y_z = y_z | eta + offset_z).
+
+        ``zones`` is (n, 6), ``eta`` (S, n); returns (S, n).
+        """
+        if self.family != "zone_sum" or self.cutpoints is None:
+            raise ValueError("zone scores have a likelihood only under ct_likelihood = 'zone_sum'")
+        y = np.asarray(zones, dtype=np.int64)
+        e = np.asarray(eta, float)[..., None]  # (S, n, 1)
+        if self.offsets is not None:
+            e = e + self.offsets[:, None, :]
+        table = zone_logpmf(e, self.cutpoints[:, None, None, :])  # (S, n, 6, 5)
+        idx = np.broadcast_to(y, table.shape[:-1])[..., None]
+        return np.take_along_axis(table, idx, axis=-1)[..., 0].sum(-1)
+
     def draw(self, rng: np.random.Generator, eta: ArrayLike) -> NDArray[np.float64]:
         """Replicated CT scores at ``eta`` (one per element), as floats."""
         eta = np.asarray(eta, float)
         if self.family == "zone_sum":
             assert self.cutpoints is not None
             c = self._per_draw(self.cutpoints, max(eta.ndim, 1))
-            return zone_sum_draw(rng, eta, c).astype(float)
+            off = None if self.offsets is None else self._per_draw(self.offsets, max(eta.ndim, 1))
+            return zone_sum_draw(rng, eta, c, off).astype(float)
         mu = expit(eta)
         if self.family == "binomial":
             return rng.binomial(CT_MAX, mu).astype(float)
@@ -409,14 +435,22 @@ def _zone_pmf(eta: NDArray[np.float64], cutpoints: NDArray[np.float64]) -> NDArr
     return np.concatenate([expit(d[:, :1]), inner, expit(-d[:, -1:])], axis=1)
 
 
-def _zone_sum_pmf(eta: NDArray[np.float64], cutpoints: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(N, 25) pmf of the sum of six exchangeable zones, by convolution in probability space."""
+def _zone_sum_pmf(
+    eta: NDArray[np.float64], cutpoints: NDArray[np.float64], offsets: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """(N, 25) pmf of the sum of six zones, by convolution in probability space: exchangeable, or
+    zone z on ``eta + offsets[:, z]`` (offsets (N, 6))."""
     out = np.empty((eta.size, CT_MAX + 1))
     for lo in range(0, eta.size, _CHUNK):
         sl = slice(lo, lo + _CHUNK)
-        p = _zone_pmf(eta[sl], cutpoints[sl])
-        acc = p
-        for _ in range(N_ZONES - 1):
+
+        def zone(z: int, sl: slice = sl) -> NDArray[np.float64]:
+            return _zone_pmf(eta[sl] if offsets is None else eta[sl] + offsets[sl, z], cutpoints[sl])
+
+        same = zone(0) if offsets is None else None
+        acc = zone(0)
+        for z in range(1, N_ZONES):
+            p = same if same is not None else zone(z)
             width = acc.shape[1]
             new = np.zeros((acc.shape[0], width + ZONE_MAX))
             for k in range(ZONE_MAX + 1):
@@ -426,13 +460,88 @@ def _zone_sum_pmf(eta: NDArray[np.float64], cutpoints: NDArray[np.float64]) -> N
     return out
 
 
-def zone_sum_draw(rng: np.random.Generator, eta: ArrayLike, cutpoints: ArrayLike) -> NDArray[np.int64]:
-    """Draw totals of six exchangeable zones: each zone ``#{j: U > expit(c_j - eta)}``, U uniform.
+def zone_draw(
+    rng: np.random.Generator, eta: ArrayLike, cutpoints: ArrayLike, offsets: ArrayLike | None = None
+) -> NDArray[np.int64]:
+    """Draw six zone scores, shape ``(..., 6)``: zone z is ``#{j: U > expit(c_j - eta - offset_z)}``, U uniform.
 
-    ``cutpoints`` has shape ``(..., 4)``, its leading axes broadcasting against ``eta``.
+    ``cutpoints`` has shape ``(..., 4)`` and ``offsets`` (zones exchangeable when absent)
+    ``(..., 6)``, their leading axes broadcasting against ``eta``.
     """
-    eta = np.asarray(eta, float)
+    e = np.asarray(eta, float)[..., None] + (
+        np.zeros(N_ZONES) if offsets is None else np.asarray(offsets, float)
+    )
     c = np.asarray(cutpoints, float)
-    cdf = expit(c - eta[..., None])  # (..., 4)
-    u = rng.random((*np.broadcast_shapes(eta.shape, c.shape[:-1]), N_ZONES, 1))
-    return (u > cdf[..., None, :]).sum(axis=(-1, -2))
+    cdf = expit(c[..., None, :] - e[..., None])  # (..., 6, 4)
+    u = rng.random((*cdf.shape[:-1], 1))
+    return (u > cdf).sum(axis=-1)
+
+
+def zone_sum_draw(
+    rng: np.random.Generator, eta: ArrayLike, cutpoints: ArrayLike, offsets: ArrayLike | None = None
+) -> NDArray[np.int64]:
+    """Draw totals of six zones (:func:`zone_draw`, summed)."""
+    return zone_draw(rng, eta, cutpoints, offsets).sum(axis=-1)
+
+
+#: The lab likelihoods a spec can name (``[markers] lab_likelihood``), on each lab's modelling scale.
+LAB_FAMILIES: tuple[str, ...] = ("lognormal", "student_t")
+
+
+@dataclass(frozen=True)
+class LabLikelihood:
+    r"""A lab value's observation model on its modelling scale (log, or logit for percentages),
+    given its linear predictor (the patient's intercept included), for ``S`` posterior draws.
+
+    ``lognormal``: normal residuals with SD ``noise_sd[:, lab]``; ``student_t``: Student-t
+    residuals with that scale and ``nu`` degrees of freedom. Residual arrays have the draws on
+    their leading axis; ``lab`` indexes the labs (one per residual, or one for all).
+    """
+
+    family: str
+    noise_sd: NDArray[np.float64]  # (S, L)
+    nu: NDArray[np.float64] | None = None  # (S,)
+
+    @classmethod
+    def from_draws(cls, family: str, draws: dict[str, NDArray[np.float64]]) -> LabLikelihood:
+        if family not in LAB_FAMILIES:
+            raise ValueError(f"unknown lab likelihood {family!r}; use one of {', '.join(LAB_FAMILIES)}")
+        nu = np.asarray(draws["lab_nu"], float).reshape(-1) if family == "student_t" else None
+        return cls(family, np.asarray(draws["noise_sd"], float), nu)
+
+    def _scale(
+        self, lab: int | NDArray[np.int64], ndim: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+        sd = self.noise_sd[:, lab]
+        sd = sd.reshape(sd.shape[:1] + (1,) * (ndim - sd.ndim) + sd.shape[1:])
+        nu = None if self.nu is None else self.nu.reshape((-1,) + (1,) * (ndim - 1))
+        return sd, nu
+
+    def logpdf(self, resid: ArrayLike, lab: int | NDArray[np.int64]) -> NDArray[np.float64]:
+        """Log-density of residuals ``y - eta`` (draws leading)."""
+        from scipy import stats
+
+        r = np.asarray(resid, float)
+        sd, nu = self._scale(lab, r.ndim)
+        if nu is not None:
+            return np.asarray(stats.t.logpdf(r / sd, df=nu) - np.log(sd))
+        return -0.5 * _LOG_2PI - np.log(sd) - 0.5 * (r / sd) ** 2
+
+    def cdf(self, resid: ArrayLike, lab: int | NDArray[np.int64]) -> NDArray[np.float64]:
+        """P(residual <= resid) (draws leading)."""
+        from scipy import stats
+        from scipy.special import ndtr
+
+        r = np.asarray(resid, float)
+        sd, nu = self._scale(lab, r.ndim)
+        if nu is not None:
+            return np.asarray(stats.t.cdf(r / sd, df=nu))
+        return np.asarray(ndtr(r / sd))
+
+    def draw(self, rng: np.random.Generator, eta: ArrayLike, lab: int) -> NDArray[np.float64]:
+        """Replicated values at ``eta`` (draws leading) of lab ``lab``."""
+        e = np.asarray(eta, float)
+        sd, nu = self._scale(lab, max(e.ndim, 1))
+        if nu is not None:
+            return e + sd * rng.standard_t(np.broadcast_to(nu, e.shape))
+        return e + sd * rng.standard_normal(e.shape)

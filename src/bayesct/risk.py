@@ -93,6 +93,7 @@ from bayesct.classical.mortality import risk_band
 from bayesct.constants import CI_PROB, CT, CT_MAX, DAY, PERIOD_LABELS, RISK_BANDS
 from bayesct.errors import BayesctError, DataValidationError, SpecError
 from bayesct.likelihoods import cs_normal_logpdf
+from bayesct.modeling.design import scan_terms
 from bayesct.report.format import interval
 
 __all__ = [
@@ -357,8 +358,7 @@ class _ScanLogistic:
     a0: np.ndarray  # (S,)
     beta: np.ndarray  # (S, 2) per scaled unit
     sd: np.ndarray  # (S,)
-    ct_scale: tuple[float, float]
-    day_scale: tuple[float, float]
+    spec: Any
     effects: np.ndarray | None = None  # (S, n_patients)
 
     @classmethod
@@ -376,16 +376,13 @@ class _ScanLogistic:
             get("mort_intercept"),
             get("mort_beta"),
             get("patient_sd"),
-            spec.covariate_scaling.get(CT, (12.0, 6.0)),
-            spec.covariate_scaling.get("day", (10.0, 10.0)),
+            spec,
             get("patient_effect") if "patient_effect" in post else None,
         )
 
     def logit(self, score: np.ndarray, day: np.ndarray) -> np.ndarray:
         """(S, n) fixed part of the log-odds for scans (n,)."""
-        x_ct = (np.asarray(score, float) - self.ct_scale[0]) / self.ct_scale[1]
-        x_day = (np.asarray(day, float) - self.day_scale[0]) / self.day_scale[1]
-        return self.a0[:, None] + self.beta[:, 0:1] * x_ct[None, :] + self.beta[:, 1:2] * x_day[None, :]
+        return self.a0[:, None] + self.beta @ scan_terms(self.spec, score, day).T
 
     def risk(self, score: np.ndarray, day: np.ndarray) -> np.ndarray:
         """(S, n) population risk: the patient intercept integrated out (1-D quadrature)."""

@@ -110,10 +110,14 @@ def mocked_fit(cohort, name: str, draws: int = 4, seed: int = 0) -> FitResult:
 @pytest.mark.parametrize("name", ["joint", "joint_zones", "ct_only", "descriptive"])
 def test_numpy_view_matches_the_pymc_log_density(name, small_cohort):
     """PosteriorModel restates the model in numpy; its likelihood must equal PyMC's at the same point."""
-    fit = mocked_fit(small_cohort, name, draws=3)
+    _assert_view_matches_pymc(small_cohort, name)
+
+
+def _assert_view_matches_pymc(cohort, name: str) -> None:
+    fit = mocked_fit(cohort, name, draws=3)
     view = PosteriorModel.from_fit(fit)
     ours = view.patient_loglik().sum(axis=1)
-    model = JointModel(name).build(small_cohort)
+    model = JointModel(name).build(cohort)
     # logp() replaces random variables by their values, in the potentials too
     terms = model.logp(vars=model.observed_RVs + model.potentials, sum=True)
     fn = model.compile_fn(terms, inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
@@ -128,6 +132,43 @@ def test_numpy_view_matches_the_pymc_log_density(name, small_cohort):
             values.append(val)
         theirs = float(fn(*values))
         assert ours[s] == pytest.approx(theirs, rel=1e-6, abs=1e-6)
+
+
+def test_zone_columns_are_the_ct_likelihood_where_given():
+    """With the six zone columns, joint_zones models the zones (with zone offsets) where a scan has
+    all six and the total where it has not; the numpy view's likelihood equals PyMC's."""
+    cohort = simulate_cohort(30, seed=4, generator="zones", zone_columns=True).cohort
+    # blank one scan's zones: its total is then the likelihood
+    visits = cohort.visits.copy()
+    first = visits.index[visits["ct_score"].notna()][0]
+    visits.loc[first, "zone_rl"] = np.nan
+    cohort = type(cohort).from_frames(visits, cohort.patients.reset_index(), source="test")
+    model = JointModel("joint_zones").build(cohort)
+    assert {"ct_zone_obs", "ct_obs"} <= {rv.name for rv in model.observed_RVs}
+    observed = {rv.name: model.rvs_to_values[rv].data for rv in model.observed_RVs}
+    assert observed["ct_zone_obs"].shape == (cohort.n_scans - 1, 6)
+    assert observed["ct_obs"].shape == (1,)
+    assert "ct_zone_offset" in {rv.name for rv in model.free_RVs}
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    assert np.all(np.isfinite(model.compile_dlogp()(point)))
+    # the prior predictive check replicates the totals, from the zones where they are modelled
+    from bayesct.modeling.prior_check import prior_predictive_check
+
+    table = prior_predictive_check(cohort, "joint_zones", draws=20, seed=1).set_index("quantity")
+    assert 0 <= table.loc["ct_score", "prior_median"] <= 24
+    # without the zone columns the same spec has no offsets and models the totals
+    plain = JointModel("joint_zones").build(simulate_cohort(30, seed=4, generator="zones").cohort)
+    assert "ct_zone_offset" not in {rv.name for rv in plain.free_RVs}
+
+
+def test_numpy_view_matches_the_pymc_log_density_with_zone_columns():
+    cohort = simulate_cohort(30, seed=4, generator="zones", zone_columns=True).cohort
+    visits = cohort.visits.copy()
+    first = visits.index[visits["ct_score"].notna()][0]
+    visits.loc[first, "zone_rl"] = np.nan
+    cohort = type(cohort).from_frames(visits, cohort.patients.reset_index(), source="test")
+    _assert_view_matches_pymc(cohort, "joint_zones")
 
 
 @pytest.mark.parametrize("name", ["joint", "ct_only"])

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
-from scipy.special import expit, ndtr
+from scipy.special import expit
 
 from bayesct.constants import CI_PROB, CT, CT_MAX
 from bayesct.errors import BayesctError
@@ -114,12 +114,10 @@ def _ct_pieces(pm: PosteriorModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grp = d.died[ct.patient] if pm.spec.by_group else None
     eta = pm.linear_predictor(0, ct.day, eff[:, ct.patient, :], group=grp)
     y = np.asarray(ct.value, dtype=float)
-    below = np.zeros_like(eta)
-    at = np.zeros_like(eta)
-    for k in range(CT_MAX + 1):
-        pk = np.exp(pm.ct_logp(np.full((1, y.size), float(k)), eta))
-        below += pk * np.asarray(k < y, dtype=float)[None, :]
-        at += pk * np.asarray(k == y, dtype=float)[None, :]
+    pmf = np.exp(pm.ct_likelihood.logpmf_all(eta))  # (S, n_scans, 25)
+    scores = np.arange(CT_MAX + 1)
+    below = (pmf * (scores[None, :] < y[:, None])).sum(axis=-1)
+    at = (pmf * (scores[None, :] == y[:, None])).sum(axis=-1)
     return below, at, np.log(np.maximum(at, 1e-300))
 
 
@@ -141,15 +139,9 @@ def _lab_pieces(pm: PosteriorModel, rng: np.random.Generator) -> tuple[np.ndarra
         eta = pm.linear_predictor(
             k, labs.day[mask], eff[:, pat, :], specific=specific[:, pat, k - 1], group=grp
         )
-        sd = pm.draws["noise_sd"][:, k - 1][:, None]
-        z = (labs.value[mask][None, :] - eta) / sd
-        if pm.spec.lab_likelihood == "student_t":
-            nu = pm.draws["lab_nu"][:, None]
-            cdf[:, mask] = stats.t.cdf(z, df=nu)
-            logp[:, mask] = stats.t.logpdf(z, df=nu) - np.log(sd)
-        else:
-            cdf[:, mask] = ndtr(z)
-            logp[:, mask] = -0.5 * np.log(2 * np.pi) - np.log(sd) - 0.5 * z**2
+        resid = labs.value[mask][None, :] - eta
+        cdf[:, mask] = pm.lab_likelihood.cdf(resid, k - 1)
+        logp[:, mask] = pm.lab_likelihood.logpdf(resid, k - 1)
     return cdf, logp
 
 

@@ -67,11 +67,14 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import binomln
 
-from bayesct.constants import CT, CT_MAX, GROUP_LABELS, LAB_DIRECTION, N_ZONES, ZONE_MAX
-from bayesct.likelihoods import PMF_FLOOR, cs_normal_logpdf, zone_sum_draw
+from bayesct.constants import CT, CT_MAX, CT_ZONES, GROUP_LABELS, LAB_DIRECTION, N_ZONES, ZONE_MAX
+from bayesct.likelihoods import PMF_FLOOR, cs_normal_logpdf, zone_draw, zone_sum_draw
 from bayesct.modeling.design import (
+    SCAN_TERMS,
     Design,
     linear_spline_coef,
+    scan_term_scaling,
+    scan_terms,
     spline_basis,
     time_transform,
     to_model_scale,
@@ -424,17 +427,54 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             )
         elif spec.ct_likelihood == "zone_sum":
             cutpoints = zone_cutpoints(spec)
-            pm.CustomDist(
-                "ct_obs",
-                eta_ct,
-                cutpoints,
-                logp=_zone_sum_fused if fused else zone_sum_logp,
-                random=_zone_sum_random,
-                signature="(),(c)->()",
-                dtype="int64",
-                observed=ct.value,
-                dims="ct_scan",
-            )
+            if not design.has_zones:
+                pm.CustomDist(
+                    "ct_obs",
+                    eta_ct,
+                    cutpoints,
+                    logp=_zone_sum_fused if fused else zone_sum_logp,
+                    random=_zone_sum_random,
+                    signature="(),(c)->()",
+                    dtype="int64",
+                    observed=ct.value,
+                    dims="ct_scan",
+                )
+            else:
+                # The zones themselves where a scan has all six (each on the severity plus its
+                # zone's offset), the total where it has not; the offsets sum to 0 over the zones.
+                assert design.ct_zones is not None
+                has = design.ct_zones[:, 0] >= 0
+                model.add_coord("zone", list(CT_ZONES))
+                offsets = pm.ZeroSumNormal(
+                    "ct_zone_offset", sigma=spec.prior("ct_zone_offset").params["sigma"], dims="zone"
+                )
+                model.add_coord("ct_zone_scan", np.flatnonzero(has).tolist())
+                pm.CustomDist(
+                    "ct_zone_obs",
+                    eta_ct[np.flatnonzero(has)],
+                    cutpoints,
+                    offsets,
+                    logp=zones_logp,
+                    random=_zones_random,
+                    signature="(),(c),(z)->(z)",
+                    dtype="int64",
+                    observed=design.ct_zones[has],
+                    dims=("ct_zone_scan", "zone"),
+                )
+                if (~has).any():
+                    model.add_coord("ct_total_scan", np.flatnonzero(~has).tolist())
+                    pm.CustomDist(
+                        "ct_obs",
+                        eta_ct[np.flatnonzero(~has)],
+                        cutpoints,
+                        offsets,
+                        logp=zone_sum_logp,
+                        random=_zone_sum_offsets_random,
+                        signature="(),(c),(z)->()",
+                        dtype="int64",
+                        observed=ct.value[~has],
+                        dims="ct_total_scan",
+                    )
         else:
             pm.Binomial("ct_obs", n=CT_MAX, logit_p=eta_ct, observed=ct.value, dims="ct_scan")
 
@@ -588,22 +628,36 @@ def zone_cutpoints(spec: ModelSpec) -> pt.TensorVariable:
     return pm.Deterministic("ct_cutpoints", cum - cum.mean(), dims="ct_cut")
 
 
-def zone_sum_logp(value, eta, cutpoints):
-    """Log-pmf of CT totals ``value`` as the sum of six exchangeable cumulative-logit zones.
+def _shared(x):
+    """A shared parameter vector that CustomDist may hand over broadcast to (1 or n, k)."""
+    return x[0] if x.ndim == 2 else x
 
-    The PyTensor twin of :meth:`bayesct.likelihoods.CTLikelihood.logpmf` for ``zone_sum``
-    (the tests hold them equal): per zone P(Y = j) = expit(d_j) expit(-d_{j-1})
-    (1 - exp(d_{j-1} - d_j)) with d_j = c_j - eta (no cancellation in either tail), and the
-    total's pmf by five convolutions in probability space, floored before the log.
-    """
-    if cutpoints.ndim == 2:  # CustomDist may hand the shared vector over broadcast to (1 or n, 4)
-        cutpoints = cutpoints[0]
+
+def _zone_pmf_pt(eta, cutpoints):
+    """(n, 5) P(Y = j) of one zone on ``eta`` (n,): expit(d_j) expit(-d_{j-1}) (1 - exp(d_{j-1} - d_j)),
+    d_j = c_j - eta, which has no cancellation in either tail."""
     d = cutpoints[None, :] - eta[:, None]  # (n, 4)
     gaps = cutpoints[1:] - cutpoints[:-1]
     inner = pt.sigmoid(d[:, 1:]) * pt.sigmoid(-d[:, :-1]) * -pt.expm1(-gaps)
-    p = pt.concatenate([pt.sigmoid(d[:, :1]), inner, pt.sigmoid(-d[:, -1:])], axis=1)  # (n, 5)
-    acc = p
-    for _ in range(N_ZONES - 1):
+    return pt.concatenate([pt.sigmoid(d[:, :1]), inner, pt.sigmoid(-d[:, -1:])], axis=1)
+
+
+def zone_sum_logp(value, eta, cutpoints, offsets=None):
+    """Log-pmf of CT totals ``value`` as the sum of six cumulative-logit zones.
+
+    The PyTensor twin of :meth:`bayesct.likelihoods.CTLikelihood.logpmf` for ``zone_sum``
+    (the tests hold them equal): each zone's pmf by :func:`_zone_pmf_pt` (exchangeable, or
+    zone z on ``eta + offsets[z]``), the total's pmf by five convolutions in probability
+    space, floored before the log.
+    """
+    cutpoints = _shared(cutpoints)
+    if offsets is None:
+        pmfs = [_zone_pmf_pt(eta, cutpoints)] * N_ZONES
+    else:
+        offsets = _shared(offsets)
+        pmfs = [_zone_pmf_pt(eta + offsets[z], cutpoints) for z in range(N_ZONES)]
+    acc = pmfs[0]
+    for p in pmfs[1:]:
         acc = sum(
             pt.concatenate(
                 [pt.zeros((acc.shape[0], k)), acc * p[:, k][:, None], pt.zeros((acc.shape[0], ZONE_MAX - k))],
@@ -615,15 +669,35 @@ def zone_sum_logp(value, eta, cutpoints):
     return pt.log(pt.maximum(chosen, PMF_FLOOR))
 
 
+def zones_logp(value, eta, cutpoints, offsets):
+    """Log-likelihood of observed zone scores ``value`` (n, 6), summed over the zones of each scan:
+    zone z cumulative-logit on ``eta + offsets[z]`` (the twin of ``CTLikelihood.zones_logpmf``)."""
+    cutpoints, offsets = _shared(cutpoints), _shared(offsets)
+    d = cutpoints[None, None, :] - (eta[:, None] + offsets[None, :])[:, :, None]  # (n, 6, 4)
+    log_cdf = -pt.log1pexp(-d)  # log expit(d_j)
+    log_sf = -pt.log1pexp(d)  # log expit(-d_j)
+    gaps = pt.log(-pt.expm1(-(cutpoints[1:] - cutpoints[:-1])))
+    inner = log_cdf[..., 1:] + log_sf[..., :-1] + gaps
+    table = pt.concatenate([log_cdf[..., :1], inner, log_sf[..., -1:]], axis=-1)  # (n, 6, 5)
+    pick = pt.eq(value[..., None], pt.arange(ZONE_MAX + 1))
+    return pt.switch(pick, table, 0.0).sum(axis=(-1, -2))
+
+
+def _zones_random(eta, cutpoints, offsets, rng=None, size=None):
+    return zone_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints, offsets)
+
+
 def _zone_sum_fused(value, eta, cutpoints):
-    """:func:`zone_sum_logp` through the fused kernel."""
-    if cutpoints.ndim == 2:
-        cutpoints = cutpoints[0]
-    return zone_sum_logit(eta, cutpoints, value, N_ZONES)
+    """:func:`zone_sum_logp` (exchangeable zones) through the fused kernel."""
+    return zone_sum_logit(eta, _shared(cutpoints), value, N_ZONES)
 
 
 def _zone_sum_random(eta, cutpoints, rng=None, size=None):
     return zone_sum_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints)
+
+
+def _zone_sum_offsets_random(eta, cutpoints, offsets, rng=None, size=None):
+    return zone_sum_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints, offsets)
 
 
 def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
@@ -658,19 +732,17 @@ def build_scan_logistic(design: Design) -> pm.Model:
     """The PyMC model of the ``scan_logistic`` family (Table 3 counterpart)."""
     spec = design.spec
     ct = design.ct
-    ct_c, ct_s = spec.covariate_scaling.get(CT, (12.0, 6.0))
-    day_c, day_s = spec.covariate_scaling.get("day", (10.0, 10.0))
     coords = design.coords()
     coords["scan"] = list(range(len(ct.value)))
-    coords["term"] = ["ct_score", "day"]
-    X = np.column_stack([(ct.value - ct_c) / ct_s, (ct.day - day_c) / day_s])
+    coords["term"] = list(SCAN_TERMS)
+    X = scan_terms(spec, ct.value, ct.day)
     with pm.Model(coords=coords) as model:
         a0 = prior_var(spec, "mort_intercept")
         beta = prior_var(spec, "mort_beta", dims="term")
         sd = prior_var(spec, "patient_sd")
         z = pm.Normal("patient_z", 0.0, 1.0, dims="patient")
         r = pm.Deterministic("patient_effect", z * sd, dims="patient")
-        pm.Deterministic("coef_per_unit", beta / np.array([ct_s, day_s]), dims="term")
+        pm.Deterministic("coef_per_unit", beta / scan_term_scaling(spec)[1], dims="term")
         logit_p = a0 + pt.dot(X, beta) + r[ct.patient]
         pm.Bernoulli("died_obs", logit_p=logit_p, observed=design.died[ct.patient], dims="scan")
     return model

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import BSpline
 
-from bayesct.constants import CT, CT_MAX, DAY, DIED, PATIENT, PCT_LABS
+from bayesct.constants import CT, CT_MAX, CT_ZONES, DAY, DIED, PATIENT, PCT_LABS
 from bayesct.data.cohort import Cohort
 from bayesct.errors import DataValidationError, SpecError
 from bayesct.modeling.spec import ModelSpec
@@ -112,6 +112,14 @@ class Design:
     covariates: np.ndarray  # (patient, covariate), scaled
     covariate_centre: np.ndarray
     covariate_scale: np.ndarray
+    #: ``ct_likelihood = "zone_sum"`` with the six zone columns in the data: per CT score its
+    #: zone scores (n_scans, 6), a row of -1 where the scan's zones are not all given; else None.
+    ct_zones: np.ndarray | None = None
+
+    @property
+    def has_zones(self) -> bool:
+        """Whether any CT score comes with its six zone scores (their likelihood replaces the total's)."""
+        return self.ct_zones is not None and bool((self.ct_zones[:, 0] >= 0).any())
 
     @property
     def n_patients(self) -> int:
@@ -129,6 +137,25 @@ class Design:
             "basis": list(range(n_basis(self.spec))),
             "covariate": list(self.covariate_names),
         }
+
+
+#: Default centre and scale of the ``scan_logistic`` terms (``[mortality.scaling]`` overrides).
+SCAN_TERM_SCALING: dict[str, tuple[float, float]] = {CT: (12.0, 6.0), DAY: (10.0, 10.0)}
+#: The ``scan_logistic`` terms, in the order of its ``mort_beta``.
+SCAN_TERMS: tuple[str, ...] = (CT, DAY)
+
+
+def scan_term_scaling(spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and scales of the ``scan_logistic`` terms (CT score, day), from the spec or the defaults."""
+    pairs = [spec.covariate_scaling.get(t, SCAN_TERM_SCALING[t]) for t in SCAN_TERMS]
+    return np.array([c for c, _ in pairs]), np.array([s for _, s in pairs])
+
+
+def scan_terms(spec: ModelSpec, score: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """(n, 2) scaled terms of the ``scan_logistic`` log-odds for scans with ``score`` on ``day``."""
+    centre, scale = scan_term_scaling(spec)
+    x = np.column_stack([np.asarray(score, float), np.asarray(day, float)])
+    return (x - centre) / scale
 
 
 def covariate_matrix(
@@ -219,6 +246,7 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
     scale = np.ones(len(markers))
     lab_parts: list[tuple[np.ndarray, ...]] = []
     ct_data = None
+    ct_zones = None
     for k, m in enumerate(markers):
         mask = visits[m].notna().to_numpy()
         vals = visits[m].to_numpy(dtype=float)[mask]
@@ -228,6 +256,10 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
         day = visits[DAY].to_numpy(dtype=float)[mask]
         if m == CT:
             ct_data = MarkerData(pidx[mask], np.zeros(mask.sum(), dtype=int), day, vals.astype(np.int64))
+            if spec.ct_likelihood == "zone_sum" and all(z in visits for z in CT_ZONES):
+                zones = visits[list(CT_ZONES)].to_numpy(dtype=float)[mask]
+                complete = ~np.isnan(zones).any(axis=1)
+                ct_zones = np.where(complete[:, None], np.nan_to_num(zones, nan=-1.0), -1.0).astype(np.int64)
         else:
             lab_parts.append((pidx[mask], np.full(mask.sum(), k), day, z))
     assert ct_data is not None  # CT presence checked above
@@ -254,4 +286,5 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
         covariates=X,
         covariate_centre=cc,
         covariate_scale=cs,
+        ct_zones=ct_zones,
     )

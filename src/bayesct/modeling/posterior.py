@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from bayesct.errors import SpecError
-from bayesct.likelihoods import CTLikelihood
+from bayesct.likelihoods import CTLikelihood, LabLikelihood
 from bayesct.modeling.builders import lab_marginal_logp, labs_groups
 from bayesct.modeling.design import Design, covariate_matrix, spline_basis, time_transform
 from bayesct.modeling.spec import ModelSpec
@@ -193,13 +193,14 @@ class PosteriorModel:
         """Replicated CT scores at eta (draws on the leading axis)."""
         return self.ct_likelihood.draw(rng, eta)
 
+    @cached_property
+    def lab_likelihood(self) -> LabLikelihood:
+        """The labs' likelihood with this posterior's parameters (:mod:`bayesct.likelihoods`)."""
+        return LabLikelihood.from_draws(self.spec.lab_likelihood, self.draws)
+
     def draw_lab(self, rng: np.random.Generator, lab: int, eta: np.ndarray) -> np.ndarray:
         """Replicated lab values on the modelling scale; ``lab`` indexes the labs (marker - 1)."""
-        sd = self.draws["noise_sd"][:, lab].reshape((-1,) + (1,) * (np.ndim(eta) - 1))
-        if self.spec.lab_likelihood == "student_t":
-            nu = self.draws["lab_nu"].reshape(sd.shape)
-            return eta + sd * rng.standard_t(np.broadcast_to(nu, eta.shape))
-        return eta + sd * rng.standard_normal(eta.shape)
+        return self.lab_likelihood.draw(rng, eta, lab)
 
     def specific_posterior(self, rng: np.random.Generator, effects: np.ndarray) -> np.ndarray:
         """(S, n_patients, L) lab-specific intercepts of the cohort's patients, drawn from their
@@ -251,6 +252,10 @@ class PosteriorModel:
         group_ct = d.died[ct.patient] if self.spec.by_group else None
         eta = self.linear_predictor(0, ct.day, eff[:, ct.patient, :], group=group_ct)
         lp = self.ct_logp(ct.value[None, :], eta)
+        if d.has_zones:  # the zones' own likelihood where a scan has all six, as in the fit
+            assert d.ct_zones is not None
+            has = d.ct_zones[:, 0] >= 0
+            lp[:, has] = self.ct_likelihood.zones_logpmf(d.ct_zones[has], eta[:, has])
         if "ct" in parts:
             for j in range(S):
                 out[j] += np.bincount(ct.patient, weights=lp[j], minlength=d.n_patients)
@@ -275,13 +280,7 @@ class PosteriorModel:
                     )
                     out[j] += np.bincount(groups[2], weights=lg, minlength=d.n_patients)
             else:
-                sd = self.draws["noise_sd"][:, labs.marker - 1]
-                if self.spec.lab_likelihood == "student_t":
-                    from scipy.stats import t as student_t
-
-                    lp = student_t.logpdf(resid, df=self.draws["lab_nu"][:, None], scale=sd)
-                else:
-                    lp = -0.5 * np.log(2 * np.pi) - np.log(sd) - 0.5 * (resid / sd) ** 2
+                lp = self.lab_likelihood.logpdf(resid, labs.marker - 1)
                 for j in range(S):
                     out[j] += np.bincount(labs.patient, weights=lp[j], minlength=d.n_patients)
         if self.spec.mortality and "death" in parts:

@@ -70,9 +70,8 @@ def prior_predictive_check(
             }
         )
 
-    if pp is not None and "ct_obs" in pp:
-        rep = pp["ct_obs"].stack(s=("chain", "draw")).transpose("s", ...).values
-        row("ct_score", design.ct.value.astype(float), rep)
+    if pp is not None and ("ct_obs" in pp or "ct_zone_obs" in pp):
+        row("ct_score", design.ct.value.astype(float), _ct_totals(pp, design))
     if pp is not None and "lab_obs" in pp:
         rep = pp["lab_obs"].stack(s=("chain", "draw")).transpose("s", ...).values
         for k, lab in enumerate(design.lab_names, start=1):
@@ -98,3 +97,21 @@ def prior_predictive_check(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _ct_totals(pp, design) -> np.ndarray:
+    """(S, n_scans) replicated CT scores: the total, or the sum of the replicated zones where the
+    model has the zones as their likelihood."""
+
+    def draws(name: str) -> np.ndarray:
+        return np.asarray(pp[name].stack(s=("chain", "draw")).transpose("s", ...).values)
+
+    if "ct_zone_obs" not in pp:
+        return draws("ct_obs")
+    has = design.ct_zones[:, 0] >= 0
+    zones = draws("ct_zone_obs").sum(axis=-1)
+    out = np.empty((zones.shape[0], len(design.ct.value)))
+    out[:, has] = zones
+    if "ct_obs" in pp:
+        out[:, ~has] = draws("ct_obs")
+    return out
