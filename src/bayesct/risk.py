@@ -14,8 +14,9 @@ from a fitted model, with its posterior uncertainty:
 * :func:`risk_grid` — the Table 3 counterpart: risk by CT score 0-24 × day (or
   period), with medians, intervals and the paper's colour bands;
   :func:`plot_risk_grid` draws it as a heat map.
-* :func:`patient_risks` — for the cohort's own patients, their patient-specific
-  posterior risk beside the population-level risk given only their first scan.
+* :func:`patient_risks` — for the cohort's own patients: the risk given their own
+  scans and labs (not their outcome), the risk given only their first scan, and the
+  in-sample fitted risk (which does condition on their outcome), each labelled as such.
 * :func:`run_cli` — the ``bayesct risk`` subcommand.
 
 Method (``joint`` family: specs ``joint``, ``ct_only``, ...)
@@ -100,6 +101,7 @@ __all__ = [
     "PERIOD_MID_DAYS",
     "RiskWarning",
     "extrapolation_messages",
+    "history_terms",
     "patient_risks",
     "plot_risk_grid",
     "risk_band",
@@ -570,6 +572,9 @@ class _ISResult:
     ess: np.ndarray  # (S,)
     method: str
     n_effects: int
+    #: (S,) log p(the observations | theta_s), the effects integrated out (the log of the mean
+    #: importance weight, every normalising constant kept)
+    log_marginal: np.ndarray
 
 
 def _importance(
@@ -583,7 +588,7 @@ def _importance(
     ct_m, ct_A = _design_rows(pm, 0, obs.ct_day)
     y_ct = np.asarray(obs.ct_score, float)
     blocks, notes = _lab_blocks(pm, obs)
-    base, c = _mortality_pieces(pm, X)
+    base, c = _mortality_pieces(pm, X) if pm.spec.mortality else (np.zeros(S), np.zeros((S, E)))
 
     if method == "prior":
         mode = np.zeros((S, E))
@@ -622,8 +627,20 @@ def _importance(
     g = rng.chisquare(df, size=(S, M)) / df if math.isfinite(df) else np.ones((S, M))
     eff = mode[:, None, :] + (z @ Lq.transpose(0, 2, 1)) / np.sqrt(g)[..., None]
     delta = (z**2).sum(-1) / g
-    log_q = -0.5 * delta if not math.isfinite(df) else -0.5 * (df + E) * np.log1p(delta / df)
-    log_prior = -0.5 * ((eff @ prec0) * eff).sum(-1)
+    # densities with their normalising constants, so that the mean weight estimates p(obs | theta)
+    logdet_q = np.log(np.diagonal(Lq, axis1=1, axis2=2)).sum(-1)[:, None]
+    if math.isfinite(df):
+        log_q = (
+            math.lgamma((df + E) / 2)
+            - math.lgamma(df / 2)
+            - 0.5 * E * math.log(df * math.pi)
+            - logdet_q
+            - 0.5 * (df + E) * np.log1p(delta / df)
+        )
+    else:
+        log_q = -0.5 * delta - 0.5 * E * math.log(2 * math.pi) - logdet_q
+    logdet_prior = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(-1)[:, None]
+    log_prior = -0.5 * ((eff @ prec0) * eff).sum(-1) - 0.5 * (E * math.log(2 * math.pi) + logdet_prior)
     ll = np.zeros((S, M))
     if len(y_ct):
         eta = np.clip(ct_m[:, None, :] + eff @ ct_A.transpose(0, 2, 1), -_ETA_MAX, _ETA_MAX)
@@ -631,12 +648,15 @@ def _importance(
     for blk in blocks:
         ll += _lab_loglik(blk, eff)
     lw = log_prior + ll - log_q
+    log_marginal = _logsumexp(lw, axis=1) - math.log(M)
     lw -= lw.max(axis=1, keepdims=True)
     w = np.exp(lw)
     w /= w.sum(axis=1, keepdims=True)
     ess = 1.0 / (w**2).sum(axis=1)
-    risk = expit(base[:, None] + (eff @ c[:, :, None])[..., 0])
-    return _ISResult((w * risk).sum(axis=1), ess, method, M), notes
+    risk = (
+        expit(base[:, None] + (eff @ c[:, :, None])[..., 0]) if pm.spec.mortality else np.full((S, M), np.nan)
+    )
+    return _ISResult((w * risk).sum(axis=1), ess, method, M, log_marginal), notes
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1102,22 +1122,74 @@ def plot_risk_grid(
     return fig
 
 
-def patient_risks(
-    fit: Any, *, max_draws: int | None = DEFAULT_MAX_DRAWS, seed: int = 0, ci_prob: float = CI_PROB
-) -> pd.DataFrame:
-    """For each cohort patient: patient-specific posterior risk beside the population-level one.
+def _patient_obs(design: Any, i: int, parts: tuple[str, ...] = ("ct", "labs")) -> _Obs:
+    """What the fitted cohort observed of patient ``i`` (scans and/or labs, modelling scale), no outcome."""
+    ct, labs = design.ct, design.labs
+    on = (ct.patient == i) & ("ct" in parts)
+    out = _Obs(ct.day[on].astype(float), ct.value[on].astype(float))
+    for k, name in enumerate(design.markers[1:], start=1):
+        sel = (labs.patient == i) & (labs.marker == k)
+        if sel.any() and "labs" in parts:
+            out.labs[name] = (labs.day[sel].astype(float), labs.value[sel].astype(float))
+    return out
 
-    ``patient_*``: the patient's own risk, expit of their mortality log-odds at their own
-    posterior effects (all their data used; for ``scan_logistic``: at their first scan with their
-    own intercept). ``population_*``: the risk of a new patient with only their first CT scan and
-    their covariates (:func:`risk_query`, one scan).
+
+def history_terms(
+    pm: Any,
+    *,
+    parts: tuple[str, ...] = ("ct", "labs"),
+    n_effects: int = DEFAULT_N_EFFECTS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per posterior draw and cohort patient, with the patient's effects integrated out:
+    ``p`` (S, n), P(death | their ``parts`` data, θ_s), and ``log_marginal`` (S, n),
+    log p(their ``parts`` data | θ_s).
+
+    By importance sampling (:func:`risk_query`'s history method, Laplace proposal). The
+    patient's outcome enters neither; ``log_marginal + log P(died_i | data, θ)`` is the
+    patient's log-likelihood with their effects integrated out, the unit of patient-level
+    PSIS-LOO over θ.
+    """
+    design = pm.design
+    n = design.n_patients
+    p = np.empty((pm.n_draws, n))
+    log_marginal = np.empty((pm.n_draws, n))
+    for i in range(n):
+        X = design.covariates[i : i + 1]
+        res, _ = _importance(
+            pm, _patient_obs(design, i, parts), X, method="laplace", n_effects=n_effects, seed=seed + i
+        )
+        p[:, i], log_marginal[:, i] = res.p, res.log_marginal
+    return p, log_marginal
+
+
+def patient_risks(
+    fit: Any,
+    *,
+    max_draws: int | None = DEFAULT_MAX_DRAWS,
+    n_effects: int = DEFAULT_N_EFFECTS,
+    seed: int = 0,
+    ci_prob: float = CI_PROB,
+) -> pd.DataFrame:
+    """For each cohort patient, three risks of death, each with what it conditions on.
+
+    ``history_*``: P(death | the patient's own scans and labs, covariates), their effects
+    integrated over given those data alone (:func:`risk_query`'s history query, Laplace-proposal
+    importance sampling) — the patient's outcome enters only through the fitted population
+    parameters (in-sample θ; leaving each patient out of θ as well is PSIS-LOO's job).
+    ``scan_logistic`` has no longitudinal part: its history risk is the population risk at the
+    patient's last scan. ``population_*``: the risk of a new patient with only the patient's
+    first CT scan and covariates (one scan). ``fitted_*``: the **in-sample fitted** risk, expit of
+    the mortality log-odds at the patient's posterior effects, which were estimated *with their
+    outcome*: a description of the fit, never a prediction (it separates the outcomes almost
+    perfectly by construction).
 
     Returns
     -------
     pandas.DataFrame
         One row per patient: ``patient_id``, ``died``, ``first_day``, ``first_ct_score``, the
-        model's covariates, ``patient_median``, ``patient_lo``, ``patient_hi``,
-        ``population_median``, ``population_lo``, ``population_hi``.
+        model's covariates, then ``history_median``, ``history_lo``, ``history_hi``,
+        ``population_*`` and ``fitted_*`` likewise.
     """
     result = _load(fit)
     spec = result.spec
@@ -1126,8 +1198,9 @@ def patient_risks(
     design = result.design
     scans = cohort.visits.loc[cohort.visits[CT].notna()].sort_values(["patient_id", DAY])
     first = scans.groupby("patient_id", sort=False).head(1).set_index("patient_id")
+    last = scans.groupby("patient_id", sort=False).tail(1).set_index("patient_id")
     ids = [str(p) for p in design.patient_ids]
-    first = first.reindex(ids)
+    first, last = first.reindex(ids), last.reindex(ids)
     q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
     f_day = first[DAY].to_numpy(float)
     f_ct = first[CT].to_numpy(float)
@@ -1135,14 +1208,15 @@ def patient_risks(
         sl = _ScanLogistic.from_fit(result, max_draws, seed)
         own = expit(sl.logit(f_ct, f_day) + (sl.effects if sl.effects is not None else 0.0))
         pop = sl.risk(f_ct, f_day)
+        hist = sl.risk(last[CT].to_numpy(float), last[DAY].to_numpy(float))
     else:
         pm = _posterior_model(result, max_draws, seed)
         own = expit(pm.mortality_logit(pm.patient_effects(), design.covariates))
         pop = np.empty_like(own)
         for i in range(len(ids)):
-            pop[:, i] = _quadrature(pm, float(f_day[i]), design.covariates[i : i + 1], f_ct[i : i + 1])[:, 0]
-    o_lo, o_med, o_hi = np.quantile(own, q, axis=0)
-    p_lo, p_med, p_hi = np.quantile(pop, q, axis=0)
+            X = design.covariates[i : i + 1]
+            pop[:, i] = _quadrature(pm, float(f_day[i]), X, f_ct[i : i + 1])[:, 0]
+        hist, _ = history_terms(pm, n_effects=n_effects, seed=seed)
     out = pd.DataFrame(
         {"patient_id": ids, "died": design.died, "first_day": f_day, "first_ct_score": f_ct.astype(int)}
     )
@@ -1150,9 +1224,19 @@ def patient_risks(
     for cov in spec.covariates:
         if cov in pats.columns:
             out[cov] = pats.loc[ids, cov].to_numpy()
-    out["patient_median"], out["patient_lo"], out["patient_hi"] = o_med, o_lo, o_hi
-    out["population_median"], out["population_lo"], out["population_hi"] = p_med, p_lo, p_hi
-    out.attrs.update(ci_prob=float(ci_prob), model=spec.name, converged=bool(result.passed))
+    for name, draws in (("history", hist), ("population", pop), ("fitted", own)):
+        lo, med, hi = np.quantile(draws, q, axis=0)
+        out[f"{name}_median"], out[f"{name}_lo"], out[f"{name}_hi"] = med, lo, hi
+    out.attrs.update(
+        ci_prob=float(ci_prob),
+        model=spec.name,
+        converged=bool(result.passed),
+        conditions_on={
+            "history": "the patient's scans, labs and covariates (outcome only through the fitted parameters)",
+            "population": "the patient's first CT scan and covariates",
+            "fitted": "everything, the patient's outcome included (in-sample, not a prediction)",
+        },
+    )
     return out
 
 

@@ -284,6 +284,31 @@ def test_grid_layout_and_bands(joint_fake):
     assert len(fig2.axes[0].get_xticklabels()) == 3
 
 
+def test_patient_history_risks_do_not_see_the_outcome_and_are_history_queries(joint_fake):
+    """``history_*`` conditions on the patient's scans and labs only: flipping every outcome in the
+    cohort (same posterior) leaves it unchanged, and it is the history query of risk_query."""
+    import copy
+
+    pr = patient_risks(joint_fake)
+    flipped = copy.copy(joint_fake)
+    patients = joint_fake.cohort.patients.copy()
+    patients["died"] = 1 - patients["died"]
+    flipped.cohort = type(joint_fake.cohort).from_frames(
+        joint_fake.cohort.visits.drop(columns="period"), patients.reset_index(), source="flipped"
+    )
+    flipped._design = None
+    again = patient_risks(flipped)
+    np.testing.assert_allclose(again["history_median"], pr["history_median"], rtol=1e-12)
+    assert pr.attrs["conditions_on"]["fitted"].startswith("everything")
+    # patient 0's history risk is risk_query's on the same visits
+    pid = pr["patient_id"].iloc[0]
+    visits = joint_fake.cohort.visits
+    history = visits.loc[visits["patient_id"] == pid].drop(columns=["patient_id", "period"])
+    row = joint_fake.cohort.patients.loc[pid]
+    q = risk_query(joint_fake, history=history, age=row["age"], sex=row["sex"], method="laplace", seed=9)
+    assert q.attrs["median"] == pytest.approx(pr["history_median"].iloc[0], abs=0.02)
+
+
 def test_patient_risks_layout(joint_fake):
     pr = patient_risks(joint_fake)
     d = joint_fake.design
@@ -295,9 +320,12 @@ def test_patient_risks_layout(joint_fake):
         "first_ct_score",
         "age",
         "sex",
-        "patient_median",
-        "patient_lo",
-        "patient_hi",
+        "history_median",
+        "history_lo",
+        "history_hi",
+        "fitted_median",
+        "fitted_lo",
+        "fitted_hi",
         "population_median",
         "population_lo",
         "population_hi",
@@ -422,8 +450,34 @@ def test_history_shifts_risk_sensibly(sim_joint_fit, tmp_path):
         u = stats.mannwhitneyu(x[pr.died == 1], x[pr.died == 0]).statistic
         return u / ((pr.died == 1).sum() * (pr.died == 0).sum())
 
-    assert auc(pr["patient_median"]) > auc(pr["population_median"])
+    assert auc(pr["history_median"]) > auc(pr["population_median"])
     # a fit directory works as the first argument
     fit.save(tmp_path / "fit")
     again = risk_query(tmp_path / "fit", ct_score=16, day=13, **kw)
     assert again.attrs["median"] == pytest.approx(last.attrs["median"])
+
+
+def test_history_log_marginal_is_the_integrated_likelihood(joint_fake):
+    """history_terms' log p(data | θ) equals a brute-force 2-D integral over the patient's effects."""
+    from scipy.special import logsumexp
+
+    from bayesct.risk import _lab_blocks, _lab_loglik, _patient_obs, history_terms
+
+    pm = PosteriorModel.from_fit(joint_fake)
+    p, log_marginal = history_terms(pm, n_effects=4096, seed=3)
+    assert p.shape == log_marginal.shape == (pm.n_draws, pm.design.n_patients)
+    i = 0
+    obs = _patient_obs(pm.design, i)
+    grid = np.linspace(-7.0, 7.0, 141)
+    z = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)  # standard normal nodes
+    log_w = -0.5 * (z**2).sum(-1) - np.log(2 * np.pi) + 2 * np.log(grid[1] - grid[0])
+    L = np.linalg.cholesky(pm.covariance())
+    eff = np.einsum("sef,mf->sme", L, z)  # (S, M, 2) effects at the nodes
+    m, A = risk._design_rows(pm, 0, obs.ct_day)
+    eta = m[:, None, :] + eff @ A.transpose(0, 2, 1)
+    ll = pm.ct_logp(obs.ct_score[None, None, :], eta).sum(-1)
+    blocks, _ = _lab_blocks(pm, obs)
+    for blk in blocks:
+        ll = ll + _lab_loglik(blk, eff)
+    exact = logsumexp(ll + log_w, axis=1)
+    np.testing.assert_allclose(log_marginal[:, i], exact, atol=0.02)

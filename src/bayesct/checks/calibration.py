@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
-from scipy.special import expit
 
 from bayesct.constants import CI_PROB, CT, CT_MAX
 from bayesct.errors import BayesctError
@@ -280,6 +279,14 @@ def mortality_calibration(
 ) -> MortalityCalibration:
     """Binned calibration of the mortality submodel's predicted risk of death.
 
+    What the risks condition on: each patient's risk is P(death | their scans, labs and
+    covariates), their random effects integrated out given those data alone (importance
+    sampling, :func:`bayesct.risk.history_terms`), so the patient's outcome never enters it
+    through their own effects. ``predicted`` averages it over the full posterior of θ (which
+    saw every patient's outcome, this one's included); ``predicted_loo`` over θ with the
+    patient left out by PSIS, whose log-ratios are the patient's whole likelihood with their
+    effects integrated out (so the Pareto k judge θ alone, not the patient's own effects).
+
     Parameters
     ----------
     fit
@@ -296,21 +303,28 @@ def mortality_calibration(
     MortalityCalibration
         ``bins``: per bin ``bin, n, deaths, observed_rate, observed_lo, observed_hi,
         predicted (LOO mean), predicted_lo, predicted_hi``; ``patients``: per patient ``died,
-        predicted, predicted_loo, pareto_k``; ``summary``: Brier and log scores (LOO and in-sample),
-        expected and observed deaths, Pareto k counts.
+        predicted, predicted_loo, pareto_k``; ``summary``: Brier and log scores (LOO and in-sample
+        θ), AUC (LOO), expected and observed deaths, Pareto k counts.
     """
     _require_joint(fit, "mortality calibration")
     if not fit.spec.mortality:
         raise CheckError(f"model '{fit.spec.name}' has no mortality submodel: nothing to calibrate")
     if n_bins < 1:
         raise CheckError("n_bins must be >= 1")
+    from bayesct.risk import history_terms
+
     pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
     d = pm.design
-    p_draws = expit(pm.mortality_logit(pm.patient_effects(), d.covariates))  # (S, n)
-    w, k = psis_weights(pm.patient_loglik())
+    # P(death | the patient's scans and labs, theta): their effects integrated out given those
+    # data alone, never given their outcome
+    p_draws, log_marginal = history_terms(pm, parts=model_parts(fit, outcome=False), seed=seed)
+    p_draws = np.clip(p_draws, 1e-12, 1 - 1e-12)
+    died = d.died.astype(float)
+    # theta left out by PSIS, with the patient's whole likelihood, effects integrated out
+    loglik = log_marginal + died * np.log(p_draws) + (1 - died) * np.log1p(-p_draws)
+    w, k = psis_weights(loglik)
     pred = p_draws.mean(axis=0)
     pred_loo = np.clip((w * p_draws).sum(axis=0), 1e-12, 1 - 1e-12)
-    died = d.died.astype(float)
     order = np.argsort(pred_loo, kind="stable")
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     rows = []
@@ -351,21 +365,63 @@ def mortality_calibration(
         "brier_loo": float(np.mean((pred_loo - died) ** 2)),
         "brier_in_sample": float(np.mean((pred - died) ** 2)),
         "log_score_loo": float(np.mean(died * np.log(pred_loo) + (1 - died) * np.log1p(-pred_loo))),
+        "auc_loo": _auc(pred_loo, died),
         "n_bad_k": float((k > PARETO_K_BAD).sum()),
         "max_pareto_k": float(np.max(k)),
     }
     return MortalityCalibration(bins, patients, summary, ci_prob)
 
 
+def _auc(score: np.ndarray, outcome: np.ndarray) -> float:
+    """Area under the ROC curve (the Mann-Whitney probability, ties counted half); NaN without both outcomes."""
+    pos, neg = score[outcome == 1], score[outcome == 0]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    ranks = stats.rankdata(np.r_[pos, neg])
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
 # -- patient-level PSIS-LOO --------------------------------------------------------------------------
-def model_parts(fit: FitResult) -> tuple[str, ...]:
-    """The data a joint-family fit models, as :meth:`PosteriorModel.patient_loglik` parts."""
+def model_parts(fit: FitResult, *, outcome: bool = True) -> tuple[str, ...]:
+    """The data a joint-family fit models, as :meth:`PosteriorModel.patient_loglik` parts
+    (``outcome=False``: the longitudinal data only)."""
     parts = ["ct"]
     if len(fit.design.markers) > 1:
         parts.append("labs")
-    if fit.spec.mortality:
+    if fit.spec.mortality and outcome:
         parts.append("death")
     return tuple(parts)
+
+
+#: What a patient-level log-likelihood conditions on, by method.
+CONDITIONING = {
+    "integrated": "the patient's random effects integrated out (importance sampling per draw)",
+    "conditional": "the patient's own posterior effects (outcome-group curves included where the "
+    "spec has them): optimistic, and high Pareto k are expected",
+}
+
+
+def integrated_patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], *, seed: int = 0) -> np.ndarray:
+    """(S, n) each patient's log-likelihood of ``parts`` given θ_s, their random effects integrated
+    out (:func:`bayesct.risk.history_terms`): log p(longitudinal data | θ) plus, with ``"death"``,
+    log P(died | longitudinal data, θ)."""
+    from bayesct.risk import history_terms
+
+    if pm.spec.by_group:
+        raise CheckError(
+            f"model '{pm.spec.name}' has outcome-group-specific curves: its longitudinal likelihood "
+            "conditions on the outcome, so it has no integrated patient likelihood"
+        )
+    p, out = history_terms(pm, parts=tuple(x for x in parts if x != "death"), seed=seed)
+    if "death" in parts:
+        p = np.clip(p, 1e-12, 1 - 1e-12)
+        died = pm.design.died.astype(float)
+        out = out + died * np.log(p) + (1 - died) * np.log1p(-p)
+    return out
+
+
+def _patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], integrated: bool, seed: int) -> np.ndarray:
+    return integrated_patient_loglik(pm, parts, seed=seed) if integrated else pm.patient_loglik(parts=parts)
 
 
 def patient_loo(
@@ -378,15 +434,21 @@ def patient_loo(
 ) -> dict[str, Any]:
     """Patient-level PSIS-LOO of one fit on ``parts`` (default: all it models).
 
+    Each patient's log-likelihood has their random effects integrated out
+    (:func:`integrated_patient_loglik`), so PSIS leaves out θ alone; specs with outcome-group
+    curves (``by_group``) fall back to the likelihood conditional on the patient's own effects,
+    and say so in ``conditioning``.
+
     Returns
     -------
     dict
-        ``elpd, se, p_loo, n_patients, n_bad_k, max_pareto_k, parts, draws``.
+        ``elpd, se, p_loo, n_patients, n_bad_k, max_pareto_k, parts, draws, conditioning``.
     """
     _require_joint(fit, "patient-level PSIS-LOO")
     pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
     use = parts or model_parts(fit)
-    res = psis_loo(pm.patient_loglik(parts=use))
+    integrated = not fit.spec.by_group
+    res = psis_loo(_patient_loglik(pm, use, integrated, seed))
     k = np.asarray(res.pareto_k.values, dtype=float).ravel()
     return {
         "elpd": float(res.elpd),
@@ -397,6 +459,7 @@ def patient_loo(
         "max_pareto_k": float(k.max()),
         "parts": list(use),
         "draws": int(pm.n_draws),
+        "conditioning": CONDITIONING["integrated" if integrated else "conditional"],
     }
 
 
@@ -467,9 +530,11 @@ def compare_models(
         )
     elpds: dict[str, Any] = {}
     ks: dict[str, np.ndarray] = {}
+    # every variant on the same conditioning: integrated unless one cannot be
+    integrated = not any(f.spec.by_group for f in usable.values())
     for name, f in usable.items():
         pm = PosteriorModel.from_fit(f, max_draws=max_draws, seed=seed)
-        res = psis_loo(pm.patient_loglik(parts=parts))
+        res = psis_loo(_patient_loglik(pm, tuple(parts), integrated, seed))
         elpds[name] = res
         ks[name] = np.asarray(res.pareto_k.values, dtype=float).ravel()
     with warnings.catch_warnings():
@@ -497,4 +562,5 @@ def compare_models(
     table["max_pareto_k"] = [float(ks[m].max()) for m in table["model"]]
     table.attrs["excluded"] = excluded
     table.attrs["parts"] = list(parts)
+    table.attrs["conditioning"] = CONDITIONING["integrated" if integrated else "conditional"]
     return table

@@ -642,17 +642,22 @@ class PPCResult:
             s = self.calibration.summary
             lines.append(
                 f"  Mortality: {s['observed_deaths']:.0f} deaths observed, {s['expected_deaths_loo']:.1f} "
-                f"expected (LOO); Brier {s['brier_loo']:.3f}"
+                f"expected (LOO); Brier {s['brier_loo']:.3f}, AUC {s['auc_loo']:.3f} (risks from each "
+                "patient's scans and labs, not their outcome; θ leave-patient-out)"
             )
         if self.loo is not None:
             lines.append(
                 f"  Patient-level PSIS-LOO elpd {self.loo['elpd']:.1f} (SE {self.loo['se']:.1f}); "
-                f"{self.loo['n_bad_k']} of {self.loo['n_patients']} patients with Pareto k > 0.7"
+                f"{self.loo['n_bad_k']} of {self.loo['n_patients']} patients with Pareto k > 0.7 "
+                f"(likelihood with {self.loo['conditioning']})"
             )
         for table in [self.comparison, *self.comparisons.values()]:
             if table is None:
                 continue
-            lines.append(f"  Patient-level PSIS-LOO comparison on {table['data'].iloc[0]}:")
+            lines.append(
+                f"  Patient-level PSIS-LOO comparison on {table['data'].iloc[0]} "
+                f"({table.attrs.get('conditioning', '')}):"
+            )
             for _, r in table.iterrows():
                 lines.append(
                     f"    {r['model']:<14} elpd {r['elpd']:.1f} (SE {r['se']:.1f}), "
