@@ -221,6 +221,41 @@ def cmd_check(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bayesct.checks.calibration import compare_models
+    from bayesct.modeling.fit import FitResult
+
+    fits = {}
+    for d in args.fit_dirs:
+        name = Path(d).name or str(d)
+        if name in fits:
+            name = str(d)
+        fits[name] = FitResult.load(d)
+    parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else None
+    table = compare_models(fits, parts=parts, max_draws=args.max_draws, seed=args.seed)
+    for name, f in fits.items():
+        if not f.passed:
+            _loud(f"fit '{name}' missed a convergence gate: its elpd below is NOT reliable")
+    print(
+        f"Patient-level PSIS-LOO on {table['data'].iloc[0]}, each patient's likelihood with "
+        f"{table.attrs['conditioning']}:"
+    )
+    print("model                 elpd [SE]            difference [SE]     Pareto k > 0.7")
+    for r in table.itertuples():
+        print(
+            f"{r.model:<20}  {r.elpd:9.1f} [{r.se:5.1f}]   {r.elpd_diff:8.1f} [{r.dse:4.1f}]     "
+            f"{r.n_bad_k} of {len(fits[str(r.model)].design.patient_ids)}"
+        )
+    if table.attrs.get("excluded"):
+        print("left out (not trajectory models): " + ", ".join(table.attrs["excluded"]))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        print(f"Comparison written to {out}")
+    return 0
+
+
 def cmd_risk(args: argparse.Namespace) -> int:
     from bayesct.risk import run_cli
 
@@ -368,6 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="other fit folders of the same data for a PSIS-LOO comparison",
     )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare fitted models of the same data by patient-level PSIS-LOO",
+        description="Compare model variants fitted to the same data on the data they all model "
+        "(e.g. joint vs ct_only on CT + death), by patient-level PSIS-LOO with each patient's "
+        "random effects integrated out.",
+    )
+    p.add_argument("fit_dirs", nargs="+", metavar="FITDIR", help="fit folders written by 'bayesct fit'")
+    p.add_argument("--parts", default=None, help="data to compare on, e.g. ct,death (default: all shared)")
+    p.add_argument(
+        "--max-draws", type=_positive_int, default=1000, help="posterior draws per fit (default 1000)"
+    )
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="CSV file for the comparison table")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
         "risk",

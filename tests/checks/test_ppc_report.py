@@ -6,6 +6,7 @@ import json
 
 import matplotlib.figure
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayesct.checks import (
@@ -105,3 +106,31 @@ def test_compare_models_on_shared_data(mock_fit, mock_ct_only):
         compare_models({"joint": mock_fit})
     with pytest.raises(CheckError, match="share only"):
         compare_models({"joint": mock_fit, "ct_only": mock_ct_only}, parts=("ct", "labs"))
+
+
+def test_compare_command_prints_the_conditioning_and_flags_failed_gates(
+    mock_fit, mock_ct_only, tmp_path, capsys
+):
+    from bayesct.cli import main
+
+    for name, f in (("joint", mock_fit), ("ct_only", mock_ct_only)):
+        f.save(tmp_path / name)
+    out = tmp_path / "cmp.csv"
+    rc = main(
+        [
+            "compare",
+            str(tmp_path / "joint"),
+            str(tmp_path / "ct_only"),
+            "--max-draws",
+            "60",
+            "--out",
+            str(out),
+        ]
+    )
+    text = capsys.readouterr()
+    assert rc == 0
+    assert "ct+death" in text.out and "integrated out" in text.out
+    assert {"joint", "ct_only"} <= set(pd.read_csv(out)["model"])
+    # asking for data one variant does not model is a clear error, exit 2
+    rc = main(["compare", str(tmp_path / "joint"), str(tmp_path / "ct_only"), "--parts", "ct,labs"])
+    assert rc == 2 and "share only" in capsys.readouterr().err
