@@ -1148,8 +1148,11 @@ def history_terms(
     By importance sampling (:func:`risk_query`'s history method, Laplace proposal). The
     patient's outcome enters neither; ``log_marginal + log P(died_i | data, θ)`` is the
     patient's log-likelihood with their effects integrated out, the unit of patient-level
-    PSIS-LOO over θ.
+    PSIS-LOO over θ. Kept in ``pm.memo``: the same call on the same posterior view is not redone.
     """
+    key = ("history_terms", tuple(parts), n_effects, seed)
+    if key in pm.memo:
+        return pm.memo[key]
     design = pm.design
     n = design.n_patients
     p = np.empty((pm.n_draws, n))
@@ -1160,6 +1163,7 @@ def history_terms(
             pm, _patient_obs(design, i, parts), X, method="laplace", n_effects=n_effects, seed=seed + i
         )
         p[:, i], log_marginal[:, i] = res.p, res.log_marginal
+    pm.memo[key] = (p, log_marginal)
     return p, log_marginal
 
 

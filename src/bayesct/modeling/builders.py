@@ -469,7 +469,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                         cutpoints,
                         offsets,
                         logp=zone_sum_logp,
-                        random=_zone_sum_offsets_random,
+                        random=_zone_sum_random,
                         signature="(),(c),(z)->()",
                         dtype="int64",
                         observed=ct.value[~has],
@@ -692,12 +692,9 @@ def _zone_sum_fused(value, eta, cutpoints):
     return zone_sum_logit(eta, _shared(cutpoints), value, N_ZONES)
 
 
-def _zone_sum_random(eta, cutpoints, rng=None, size=None):
-    return zone_sum_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints)
-
-
-def _zone_sum_offsets_random(eta, cutpoints, offsets, rng=None, size=None):
-    return zone_sum_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints, offsets)
+def _zone_sum_random(eta, cutpoints, *offsets, rng=None, size=None):
+    """Totals of six zones (exchangeable, or with the zone ``offsets`` when given)."""
+    return zone_sum_draw(rng, np.broadcast_to(eta, size) if size else eta, cutpoints, *offsets)
 
 
 def lab_marginal_logp(resid, groups, noise_sd, specific_sd):

@@ -316,85 +316,76 @@ def _check_second_order(output_grads: Sequence[Any], first: int) -> None:
             raise NotImplementedError("the fused likelihood kernels have no second derivatives")
 
 
-class BetaBinomialLogit(Op):
-    """Elementwise beta-binomial log-pmf of integer ``counts`` out of ``n_trials``, mean ``sigmoid(eta)``.
+class _PerCountOp(Op):
+    """A per-count CT log-pmf with one parameter ``param`` beside ``eta``, from a fused kernel that
+    returns the log-pmf and its derivatives in ``eta`` (per count) and ``param`` (per count, and
+    per element of a vector ``param``); the gradient of the first output is assembled from them."""
 
-    Outputs the log-pmf per count and, as further outputs, its derivatives in
-    ``eta`` (per count) and ``phi`` (per count); the gradient of the first output
-    is assembled from them.
-    """
+    #: dimensions of the parameter (0: a scalar, 1: a vector) and its name, for error messages
+    param_ndim: int
+    param_name: str
+
+    def _kernel(self, eta: np.ndarray, param: np.ndarray, counts: np.ndarray) -> tuple:
+        raise NotImplementedError
+
+    def make_node(self, eta: Any, param: Any, counts: Any) -> Apply:  # type: ignore[override]
+        eta = pt.as_tensor_variable(eta, dtype="float64")
+        param = pt.as_tensor_variable(param, dtype="float64")
+        counts = pt.as_tensor_variable(counts, dtype="int64")
+        if eta.ndim != 1 or param.ndim != self.param_ndim or counts.ndim != 1:
+            kind = "a scalar" if self.param_ndim == 0 else "a vector"
+            raise TypeError(
+                f"{type(self).__name__} needs a vector eta, {kind} {self.param_name} and a vector of counts, "
+                f"got {eta.type}, {param.type}, {counts.type}"
+            )
+        d_param = eta.type() if self.param_ndim == 0 else pt.dmatrix()
+        return Apply(self, [eta, param, counts], [eta.type(), eta.type(), d_param])
+
+    def perform(self, node: Apply, inputs: Sequence[Any], output_storage: Sequence[Any]) -> None:
+        for store, out in zip(output_storage, self._kernel(*inputs), strict=True):
+            store[0] = out
+
+    def infer_shape(self, node: Apply, shapes: list) -> list:
+        n = shapes[0]
+        return [n, n, n if self.param_ndim == 0 else (n[0], shapes[1][0])]
+
+    def connection_pattern(self, node: Apply) -> list[list[bool]]:
+        return [[True, True, True], [True, True, True], [False, False, False]]
+
+    def pullback(self, inputs: Sequence[Any], outputs: Sequence[Any], output_grads: Sequence[Any]) -> list:
+        _check_second_order(output_grads, 1)
+        g = output_grads[0]
+        g_param = g if self.param_ndim == 0 else g[:, None]
+        return [g * outputs[1], pt.sum(g_param * outputs[2], axis=0), disconnected_type()]
+
+
+class BetaBinomialLogit(_PerCountOp):
+    """Elementwise beta-binomial log-pmf of integer ``counts`` out of ``n_trials``, mean ``sigmoid(eta)``,
+    precision ``phi`` (a scalar); derivatives in ``eta`` and ``phi`` per count."""
 
     __props__ = ("n_trials",)
+    param_ndim, param_name = 0, "phi"
 
     def __init__(self, n_trials: int) -> None:
         self.n_trials = int(n_trials)
 
-    def make_node(self, eta: Any, phi: Any, counts: Any) -> Apply:  # type: ignore[override]
-        eta = pt.as_tensor_variable(eta, dtype="float64")
-        phi = pt.as_tensor_variable(phi, dtype="float64")
-        counts = pt.as_tensor_variable(counts, dtype="int64")
-        if eta.ndim != 1 or phi.ndim != 0 or counts.ndim != 1:
-            raise TypeError(
-                f"BetaBinomialLogit needs a vector eta, a scalar phi and a vector of counts, got {eta.type}, {phi.type}, {counts.type}"
-            )
-        return Apply(self, [eta, phi, counts], [eta.type(), eta.type(), eta.type()])
-
-    def perform(self, node: Apply, inputs: Sequence[Any], output_storage: Sequence[Any]) -> None:
-        eta, phi, counts = inputs
-        outs = beta_binomial_logit_kernel(eta, float(phi), counts, self.n_trials)
-        for store, out in zip(output_storage, outs, strict=True):
-            store[0] = out
-
-    def infer_shape(self, node: Apply, shapes: list) -> list:
-        return [shapes[0]] * 3
-
-    def connection_pattern(self, node: Apply) -> list[list[bool]]:
-        return [[True, True, True], [True, True, True], [False, False, False]]
-
-    def pullback(self, inputs: Sequence[Any], outputs: Sequence[Any], output_grads: Sequence[Any]) -> list:
-        _check_second_order(output_grads, 1)
-        g = output_grads[0]
-        return [g * outputs[1], pt.sum(g * outputs[2]), disconnected_type()]
+    def _kernel(self, eta: np.ndarray, param: np.ndarray, counts: np.ndarray) -> tuple:
+        return beta_binomial_logit_kernel(eta, float(param), counts, self.n_trials)
 
 
-class ZoneSumLogit(Op):
-    """Elementwise log-pmf of integer CT totals as the sum of ``n_zones`` exchangeable zones (see the kernel).
-
-    Inputs ``eta`` (per count), ``cutpoints`` (4) and ``counts``; outputs the log-pmf per
-    count and its derivatives in ``eta`` (per count) and the cut-points (per count and cut-point).
-    """
+class ZoneSumLogit(_PerCountOp):
+    """Elementwise log-pmf of integer CT totals as the sum of ``n_zones`` exchangeable zones (see the
+    kernel), shared ``cutpoints`` (4); derivatives in ``eta`` per count and in the cut-points per
+    count and cut-point."""
 
     __props__ = ("n_zones",)
+    param_ndim, param_name = 1, "cutpoints"
 
     def __init__(self, n_zones: int) -> None:
         self.n_zones = int(n_zones)
 
-    def make_node(self, eta: Any, cutpoints: Any, counts: Any) -> Apply:  # type: ignore[override]
-        eta = pt.as_tensor_variable(eta, dtype="float64")
-        cutpoints = pt.as_tensor_variable(cutpoints, dtype="float64")
-        counts = pt.as_tensor_variable(counts, dtype="int64")
-        if eta.ndim != 1 or cutpoints.ndim != 1 or counts.ndim != 1:
-            raise TypeError(
-                f"ZoneSumLogit needs vectors eta, cutpoints and counts, got {eta.type}, {cutpoints.type}, {counts.type}"
-            )
-        return Apply(self, [eta, cutpoints, counts], [eta.type(), eta.type(), pt.dmatrix()])
-
-    def perform(self, node: Apply, inputs: Sequence[Any], output_storage: Sequence[Any]) -> None:
-        eta, cutpoints, counts = inputs
-        outs = zone_sum_kernel(eta, cutpoints, counts, self.n_zones, PMF_FLOOR)
-        for store, out in zip(output_storage, outs, strict=True):
-            store[0] = out
-
-    def infer_shape(self, node: Apply, shapes: list) -> list:
-        return [shapes[0], shapes[0], (shapes[0][0], shapes[1][0])]
-
-    def connection_pattern(self, node: Apply) -> list[list[bool]]:
-        return [[True, True, True], [True, True, True], [False, False, False]]
-
-    def pullback(self, inputs: Sequence[Any], outputs: Sequence[Any], output_grads: Sequence[Any]) -> list:
-        _check_second_order(output_grads, 1)
-        g = output_grads[0]
-        return [g * outputs[1], pt.sum(g[:, None] * outputs[2], axis=0), disconnected_type()]
+    def _kernel(self, eta: np.ndarray, param: np.ndarray, counts: np.ndarray) -> tuple:
+        return zone_sum_kernel(eta, param, counts, self.n_zones, PMF_FLOOR)
 
 
 class LabMarginal(Op):

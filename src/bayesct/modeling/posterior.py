@@ -15,7 +15,7 @@ the shared severity (factor structure) or every effect ``b`` (full structure).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -44,6 +44,9 @@ class PosteriorModel:
     design: Design
     draws: dict[str, np.ndarray]
     n_draws: int
+    #: derived per-draw quantities kept for reuse by whoever computes them (e.g.
+    #: :func:`bayesct.risk.history_terms`, shared by the mortality calibration and PSIS-LOO)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_fit(cls, result, *, max_draws: int | None = None, seed: int = 0) -> PosteriorModel:
