@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_ppc.py [FIT_DIR] [--replicates 200] [--mixed 20] [--level patients]
+    .venv/bin/python benchmarks/bench_ppc.py [FIT_DIR] [--replicates 200] [--mixed 100] [--level patients]
+        [--outcome-level new]
 
 Without FIT_DIR the default cohort is fitted with the default joint spec into a temporary folder
 first (not timed). Prints a markdown table of the phases (target: 200 replicates in <= 60 s on 2 cores).
@@ -22,8 +23,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("fit_dir", nargs="?", help="fit folder (default: fit the default cohort first)")
     ap.add_argument("--replicates", type=int, default=200)
-    ap.add_argument("--mixed", type=int, default=20, help="replicates with the mixed model (default 20)")
+    ap.add_argument("--mixed", type=int, default=100, help="replicates with the mixed model (default 100)")
     ap.add_argument("--level", choices=["patients", "new"], default="patients")
+    ap.add_argument("--outcome-level", choices=["patients", "new"], default="new")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -44,7 +46,12 @@ def main() -> None:
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = posterior_predictive_check(
-        fit, replicates=args.replicates, level=args.level, seed=args.seed, mixed_replicates=args.mixed
+        fit,
+        replicates=args.replicates,
+        level=args.level,
+        outcome_level=args.outcome_level,
+        seed=args.seed,
+        mixed_replicates=args.mixed,
     )
     t_check = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +62,7 @@ def main() -> None:
     load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"\n`bayesct check` benchmark: {fit_dir} ({fit.spec.name}, {fit.cohort.n_patients} patients, "
-        f"{fit.cohort.n_scans} scans), {args.replicates} replicates, level {args.level}, "
+        f"{fit.cohort.n_scans} scans), {args.replicates} replicates, level {args.level} (outcome contrasts {args.outcome_level}), "
         f"mixed model on {res.meta['mixed_replicates']}; {os.cpu_count()} CPUs, load average {load_avg:.2f}\n"
     )
     print("| phase | seconds |")

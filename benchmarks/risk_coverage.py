@@ -191,7 +191,11 @@ def main() -> None:
         "*Mean error*: median minus truth, averaged over the cells. *Histories*: "
         f"{N_HISTORIES} new patients of the same generator per fit, their first "
         f"{MAX_HISTORY_VISITS} visits (CT scores and the labs drawn with them) against the exact "
-        "P(death | history) (recorded from 2026-12-03 on; earlier fits have none).\n\n" + table(done)
+        "P(death | history) (recorded from 2026-12-03 on; earlier fits have none). *Models*: "
+        '`joint` is the default spec (skewed severity level, `severity_law = "sinh_arcsinh"`), '
+        "`joint_normal` the same model with a normal level, `joint_zones` the zone-sum CT "
+        "likelihood with a normal level, `benchmarks/specs/joint_full.toml` the plain model "
+        "(every marker its own patient effects, one LKJ covariance).\n\n" + table(done)
     )
 
 

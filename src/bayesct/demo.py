@@ -49,6 +49,7 @@ def run_demo(out: Path, *, seed: int = 0, replicates: int = 200) -> int:
     print(f"  fit written to {out / 'fit'} ({time.perf_counter() - t:.1f} s)")
 
     _step(f"Posterior predictive checks ({replicates} replicates)")
+    from bayesct.checks.ppc import DEFAULT_MIXED_REPLICATES
     from bayesct.checks.ppc import run_cli as check_cli
 
     check_cli(
@@ -57,9 +58,10 @@ def run_demo(out: Path, *, seed: int = 0, replicates: int = 200) -> int:
             out=str(out / "check"),
             replicates=replicates,
             level="patients",
+            outcome_level="new",
             seed=seed,
             compare=[],
-            mixed_replicates=20,
+            mixed_replicates=DEFAULT_MIXED_REPLICATES,
         )
     )
 

@@ -348,6 +348,14 @@ class CTLikelihood:
             return cls(family, cutpoints=cut, offsets=None if off is None else np.asarray(off, float))
         return cls(family)
 
+    def take(self, draws: slice | NDArray[np.int64]) -> CTLikelihood:
+        """The same likelihood for a subset of the draws (for computing in chunks)."""
+
+        def sub(x: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
+            return None if x is None else x[draws]
+
+        return CTLikelihood(self.family, sub(self.phi), sub(self.cutpoints), sub(self.offsets))
+
     def _per_draw(self, x: NDArray[np.float64], ndim: int) -> NDArray[np.float64]:
         return x.reshape(x.shape[:1] + (1,) * (ndim - 1) + x.shape[1:])
 

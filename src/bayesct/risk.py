@@ -63,10 +63,13 @@ Method (``joint`` family: specs ``joint``, ``ct_only``, ...)
     proposal's standard normals depend only on the seed and the shapes).
 
 ``scan_logistic`` family
+    :math:`P_s = \mathrm{logit}^{-1}(a + b_1 x_{ct} + b_2 x_{day})` per draw (the
+    model has no patient intercept). A fit of the earlier per-scan model with a patient
+    intercept (``patient_sd`` in its posterior) is still read:
     :math:`P_s = E_r[\mathrm{logit}^{-1}(a + b_1 x_{ct} + b_2 x_{day} + r)]`,
-    :math:`r \sim N(0, \sigma_r)`, by the same trapezoid quadrature per
-    draw. With a history, the latest CT scan is used (the model is per scan; it
-    has no notion of a patient's trajectory).
+    :math:`r \sim N(0, \sigma_r)`, by the same trapezoid quadrature per draw. With a
+    history, the latest CT scan is used (the model is per scan; it has no notion of a
+    patient's trajectory).
 
 A spec without a mortality part (``descriptive``) cannot answer a risk query:
 a :class:`~bayesct.errors.SpecError` says so.
@@ -92,6 +95,7 @@ from scipy.special import logsumexp as _logsumexp
 
 from bayesct.classical.mortality import risk_band
 from bayesct.constants import CI_PROB, CT, CT_MAX, DAY, PERIOD_LABELS, RISK_BANDS
+from bayesct.effect_law import standardised_from_normal
 from bayesct.errors import BayesctError, DataValidationError, SpecError
 from bayesct.likelihoods import cs_normal_logpdf
 from bayesct.modeling.design import scan_terms
@@ -359,7 +363,7 @@ def _posterior_model(result: Any, max_draws: int | None, seed: int) -> Any:
 class _ScanLogistic:
     a0: np.ndarray  # (S,)
     beta: np.ndarray  # (S, 2) per scaled unit
-    sd: np.ndarray  # (S,)
+    sd: np.ndarray  # (S,) patient-intercept SD: zeros for a fit without one
     spec: Any
     effects: np.ndarray | None = None  # (S, n_patients)
 
@@ -374,10 +378,11 @@ class _ScanLogistic:
             return np.asarray(da.values)[idx]
 
         spec = result.spec
+        a0 = get("mort_intercept")
         return cls(
-            get("mort_intercept"),
+            a0,
             get("mort_beta"),
-            get("patient_sd"),
+            get("patient_sd") if "patient_sd" in post else np.zeros_like(a0),
             spec,
             get("patient_effect") if "patient_effect" in post else None,
         )
@@ -387,8 +392,11 @@ class _ScanLogistic:
         return self.a0[:, None] + self.beta @ scan_terms(self.spec, score, day).T
 
     def risk(self, score: np.ndarray, day: np.ndarray) -> np.ndarray:
-        """(S, n) population risk: the patient intercept integrated out (1-D quadrature)."""
+        """(S, n) population risk: expit of the log-odds, or, for a fit with a patient intercept,
+        the intercept integrated out (1-D quadrature)."""
         eta = self.logit(score, day)
+        if not np.any(self.sd):
+            return expit(eta)
         return _expit_normal_mean(eta, np.broadcast_to(self.sd[:, None], eta.shape))
 
 
@@ -461,6 +469,8 @@ _TRAP = [_trapezoid_normal(24 * 2**k + 1) for k in range(_N_TRAP_LEVELS)]
 
 def _quadrature(pm: Any, day: float, X: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
     """(S, K) risk of a new patient given one CT scan on ``day``, for the K ``scores`` (default 0-24)."""
+    if pm.effect_law.skew is not None:
+        return _quadrature_law(pm, day, X, scores)
     m, A = _design_rows(pm, 0, np.array([day]))
     a = A[:, 0, :]  # (S, E)
     base, c = _mortality_pieces(pm, X)
@@ -490,6 +500,60 @@ def _quadrature(pm: Any, day: float, X: np.ndarray, scores: np.ndarray | None = 
     mean_w = base[:, None] + (cov / var_xi)[:, None] * xi
     inner[need] = _expit_normal_mean(mean_w[need], sd_w[s_idx])
     return np.einsum("sqk,sq->sk", wts, inner)
+
+
+def _quadrature_law(pm: Any, day: float, X: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_quadrature` for a non-normal effect law (:class:`~bayesct.effect_law.EffectLaw`).
+
+    The effects are ``L w(n)`` with ``n`` two standard normals, so the scan's linear predictor
+    and the mortality term are both linear in ``(w0(n0), n1)``: a two-dimensional trapezoid
+    rule over ``n`` (weights the normal density), its spacing set so that neighbouring nodes
+    move the scan's logit by at most 0.35, as in the one-dimensional rule.
+    """
+    m, A = _design_rows(pm, 0, np.array([day]))
+    a = A[:, 0, :]  # (S, E)
+    base, c = _mortality_pieces(pm, X)
+    law = pm.effect_law
+    if law.n_effects != 2:
+        raise BayesctError("the skewed severity law has exactly two effects (level and slope)")
+    aL = np.einsum("se,sej->sj", a, law.chol)  # the scan's logit is m + aL . w
+    cL = np.einsum("se,sej->sj", c, law.chol)  # the mortality term is base + cL . w
+    skew = law.skew[:, None]
+    pilot = np.linspace(-_XI_RANGE, _XI_RANGE, 401)
+    slope0 = np.max(np.abs(np.diff(standardised_from_normal(pilot[None, :], skew), axis=1)), axis=1)
+    slope0 /= pilot[1] - pilot[0]
+    q0 = int(
+        np.clip(math.ceil(2 * _XI_RANGE * np.max(np.abs(aL[:, 0]) * slope0) / 0.35) + 1, _N_XI, 8 * _N_XI)
+    )
+    q1 = int(np.clip(math.ceil(2 * _XI_RANGE * np.max(np.abs(aL[:, 1])) / 0.35) + 1, 25, 4 * _N_XI))
+    n0 = np.linspace(-_XI_RANGE, _XI_RANGE, q0)
+    n1 = np.linspace(-_XI_RANGE, _XI_RANGE, q1)
+    w0 = standardised_from_normal(n0[None, :], skew)  # (S, q0)
+    log_node = (-0.5 * (n0[:, None] ** 2 + n1[None, :] ** 2)).ravel()  # (q0 q1,)
+    S = pm.n_draws
+    K = CT_MAX + 1 if scores is None else len(scores)
+    out = np.empty((S, K))
+    step = max(1, 2_000_000 // (q0 * q1 * K))
+    for lo in range(0, S, step):
+        sl = slice(lo, min(S, lo + step))
+        xi = aL[sl, 0, None, None] * w0[sl, :, None] + aL[sl, 1, None, None] * n1[None, None, :]
+        eta = np.clip(m[sl, 0, None] + xi.reshape(xi.shape[0], -1), -_ETA_MAX, _ETA_MAX)
+        lik = pm.ct_likelihood.take(sl)
+        if scores is None:
+            logp = lik.logpmf_all(eta)
+        else:
+            logp = lik.logpmf(np.asarray(scores, float)[None, None, :], eta[..., None])
+        logp = logp + log_node[None, :, None]
+        logp -= logp.max(axis=1, keepdims=True)
+        wts = np.exp(logp)
+        wts /= wts.sum(axis=1, keepdims=True)
+        r = (
+            base[sl, None, None]
+            + cL[sl, 0, None, None] * w0[sl, :, None]
+            + cL[sl, 1, None, None] * n1[None, None, :]
+        )
+        out[sl] = np.einsum("sqk,sq->sk", wts, expit(r.reshape(r.shape[0], -1)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -581,21 +645,17 @@ def _importance(
     pm: Any, obs: _Obs, X: np.ndarray, *, method: Literal["laplace", "prior"], n_effects: int, seed: int
 ) -> tuple[_ISResult, list[str]]:
     S, E = pm.n_draws, len(pm.effect_names)
-    sigma = pm.covariance() + 1e-10 * np.eye(E)
-    L = np.linalg.cholesky(sigma)
-    prec0 = np.linalg.inv(sigma)
-    prec0 = 0.5 * (prec0 + prec0.transpose(0, 2, 1))
     ct_m, ct_A = _design_rows(pm, 0, obs.ct_day)
     y_ct = np.asarray(obs.ct_score, float)
     blocks, notes = _lab_blocks(pm, obs)
     base, c = _mortality_pieces(pm, X) if pm.spec.mortality else (np.zeros(S), np.zeros((S, E)))
 
-    if method == "prior":
-        mode = np.zeros((S, E))
-        Lq = L
-        df = math.inf
-    else:
-        P = prec0.copy()
+    if method != "prior":
+        # Laplace approximation with the law's covariance as a normal prior (exact for the normal
+        # law); the importance weights use the law's own density, so a skewed law stays exact.
+        sigma = pm.covariance() + 1e-10 * np.eye(E)
+        prec0 = np.linalg.inv(sigma)
+        P = 0.5 * (prec0 + prec0.transpose(0, 2, 1))
         b = np.zeros((S, E))
         for blk in blocks:
             dp, db = _lab_gaussian(blk)
@@ -624,12 +684,18 @@ def _importance(
     M = n_effects
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((S, M, E))
-    g = rng.chisquare(df, size=(S, M)) / df if math.isfinite(df) else np.ones((S, M))
-    eff = mode[:, None, :] + (z @ Lq.transpose(0, 2, 1)) / np.sqrt(g)[..., None]
-    delta = (z**2).sum(-1) / g
-    # densities with their normalising constants, so that the mean weight estimates p(obs | theta)
-    logdet_q = np.log(np.diagonal(Lq, axis1=1, axis2=2)).sum(-1)[:, None]
-    if math.isfinite(df):
+    law = pm.effect_law
+    if method == "prior":
+        # proposals from the effects' population law itself: the weight is the likelihood
+        eff = law.from_normal(z)
+        log_prior = law.logpdf(eff)
+        log_q = log_prior
+    else:
+        g = rng.chisquare(df, size=(S, M)) / df
+        eff = mode[:, None, :] + (z @ Lq.transpose(0, 2, 1)) / np.sqrt(g)[..., None]
+        delta = (z**2).sum(-1) / g
+        # densities with their normalising constants, so that the mean weight estimates p(obs | theta)
+        logdet_q = np.log(np.diagonal(Lq, axis1=1, axis2=2)).sum(-1)[:, None]
         log_q = (
             math.lgamma((df + E) / 2)
             - math.lgamma(df / 2)
@@ -637,10 +703,7 @@ def _importance(
             - logdet_q
             - 0.5 * (df + E) * np.log1p(delta / df)
         )
-    else:
-        log_q = -0.5 * delta - 0.5 * E * math.log(2 * math.pi) - logdet_q
-    logdet_prior = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(-1)[:, None]
-    log_prior = -0.5 * ((eff @ prec0) * eff).sum(-1) - 0.5 * (E * math.log(2 * math.pi) + logdet_prior)
+        log_prior = law.logpdf(eff)
     ll = np.zeros((S, M))
     if len(y_ct):
         eta = np.clip(ct_m[:, None, :] + eff @ ct_A.transpose(0, 2, 1), -_ETA_MAX, _ETA_MAX)
@@ -1122,13 +1185,17 @@ def plot_risk_grid(
     return fig
 
 
-def _patient_obs(design: Any, i: int, parts: tuple[str, ...] = ("ct", "labs")) -> _Obs:
-    """What the fitted cohort observed of patient ``i`` (scans and/or labs, modelling scale), no outcome."""
+def _patient_obs(
+    design: Any, i: int, parts: tuple[str, ...] = ("ct", "labs"), until: float | None = None
+) -> _Obs:
+    """What the fitted cohort observed of patient ``i`` (scans and/or labs, modelling scale), no
+    outcome; with ``until``, only what was observed on or before that day."""
     ct, labs = design.ct, design.labs
-    on = (ct.patient == i) & ("ct" in parts)
+    horizon = math.inf if until is None else until
+    on = (ct.patient == i) & ("ct" in parts) & (ct.day <= horizon)
     out = _Obs(ct.day[on].astype(float), ct.value[on].astype(float))
     for k, name in enumerate(design.markers[1:], start=1):
-        sel = (labs.patient == i) & (labs.marker == k)
+        sel = (labs.patient == i) & (labs.marker == k) & (labs.day <= horizon)
         if sel.any() and "labs" in parts:
             out.labs[name] = (labs.day[sel].astype(float), labs.value[sel].astype(float))
     return out
@@ -1140,17 +1207,19 @@ def history_terms(
     parts: tuple[str, ...] = ("ct", "labs"),
     n_effects: int = DEFAULT_N_EFFECTS,
     seed: int = 0,
+    until: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per posterior draw and cohort patient, with the patient's effects integrated out:
     ``p`` (S, n), P(death | their ``parts`` data, θ_s), and ``log_marginal`` (S, n),
-    log p(their ``parts`` data | θ_s).
+    log p(their ``parts`` data | θ_s). With ``until`` (a landmark day), only the data observed
+    on or before that day enter (a patient with none gets the population risk).
 
     By importance sampling (:func:`risk_query`'s history method, Laplace proposal). The
     patient's outcome enters neither; ``log_marginal + log P(died_i | data, θ)`` is the
     patient's log-likelihood with their effects integrated out, the unit of patient-level
     PSIS-LOO over θ. Kept in ``pm.memo``: the same call on the same posterior view is not redone.
     """
-    key = ("history_terms", tuple(parts), n_effects, seed)
+    key = ("history_terms", tuple(parts), n_effects, seed, until)
     if key in pm.memo:
         return pm.memo[key]
     design = pm.design
@@ -1160,7 +1229,7 @@ def history_terms(
     for i in range(n):
         X = design.covariates[i : i + 1]
         res, _ = _importance(
-            pm, _patient_obs(design, i, parts), X, method="laplace", n_effects=n_effects, seed=seed + i
+            pm, _patient_obs(design, i, parts, until), X, method="laplace", n_effects=n_effects, seed=seed + i
         )
         p[:, i], log_marginal[:, i] = res.p, res.log_marginal
     pm.memo[key] = (p, log_marginal)

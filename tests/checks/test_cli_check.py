@@ -41,6 +41,7 @@ def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
         assert "WARNING" in captured.err and "convergence gates" in captured.err
     assert data["meta"]["level"] == "new" and data["meta"]["replicates"] == 30
     assert data["meta"]["mixed_replicates"] == 2
+    assert data["meta"]["outcome_level"] == "new" and "ppp ± MC SE" in captured.out
     rows = data["statistics"]
     names = {r["name"] for r in rows}
     assert {"ct_mw_p", "ct_auc", "kendall_tau", "logistic_coef", "mixed_p"} <= names
@@ -54,8 +55,13 @@ def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
             "rep_lo",
             "rep_hi",
             "ppp",
+            "ppp_mcse",
             "n_valid",
+            "n_replicates",
+            "level",
+            "outside",
         } <= set(r)
+        assert r["level"] == "new"
     periods = {r["period"] for r in rows if r["name"] == "ct_mw_p"}
     assert periods == {"0-5", "6-10", "11-15", "16-20", ">20"}
     finding_ids = {f["finding"] for f in data["findings"]}

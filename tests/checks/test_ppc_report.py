@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import matplotlib.figure
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bayesct.checks import (
+    OUTCOME_STATISTICS,
     CheckError,
     compare_models,
     mortality_calibration,
@@ -17,10 +19,33 @@ from bayesct.checks import (
     pit_summary,
     posterior_predictive_check,
     predictive_pit,
+    replicate_set,
+    table_statistics,
 )
 from bayesct.checks import figures as ppc_figures
+from bayesct.checks.ppc import mixed_statistics
 
-STAT_FIELDS = {"name", "period", "marker", "observed", "rep_median", "rep_lo", "rep_hi", "ppp", "n_valid"}
+STAT_FIELDS = {
+    "name",
+    "period",
+    "marker",
+    "level",
+    "observed",
+    "rep_median",
+    "rep_lo",
+    "rep_hi",
+    "ppp",
+    "ppp_mcse",
+    "ppp_mc_lo",
+    "ppp_mc_hi",
+    "ppp_two_sided",
+    "ppp_two_sided_mcse",
+    "ppp_two_sided_mc_hi",
+    "n_valid",
+    "n_replicates",
+    "beyond_interval",
+    "outside",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +62,14 @@ def test_result_tables(result, mock_fit):
     assert len(result.replicated) == 25
     mixed = st.loc[st["name"] == "mixed_p"]
     assert (mixed["n_valid"] <= 2).all() and mixed["note"].str.contains("first 2 of 25").all()
-    assert (st["n_valid"] <= 25).all()
+    assert (mixed["n_replicates"] == 2).all() and (
+        st.loc[st["name"] != "mixed_p", "n_replicates"] == 25
+    ).all()
+    assert (st["n_valid"] <= 25).all() and (st["level"] == "new").all()
+    judged = st["ppp"].notna()
+    assert (st.loc[judged, "ppp_mcse"] > 0).all()
+    # flagged outside only when beyond the interval by the point estimate too
+    assert not (st["outside"].fillna(False) & ~st["beyond_interval"].fillna(False)).any()
     f = result.findings
     assert {"finding", "reproduced_share", "n_valid", "observed_reproduced"} <= set(f.columns)
     assert "period_0-5_no_difference" in set(f["finding"]) and "day_coef_negative" in set(f["finding"])
@@ -47,6 +79,9 @@ def test_result_tables(result, mock_fit):
     assert result.n_outside <= result.n_judged <= len(st)
     text = result.summary()
     assert "fall outside the central 95% interval" in text and "period_0-5_no_difference" in text
+    assert "clear of Monte Carlo error" in text and "ppp ± MC SE" in text
+    for key in st["key"]:  # every statistic's ppp is printed
+        assert key in text
 
 
 def test_write_outputs(result, tmp_path):
@@ -55,6 +90,8 @@ def test_write_outputs(result, tmp_path):
     assert data["converged"] is True
     assert {"meta", "statistics", "findings", "pit", "calibration", "loo", "n_outside"} <= set(data)
     assert "ppp" in data["meta"] and "P(T_rep >= T_obs)" in data["meta"]["ppp"]
+    assert "Jeffreys" in data["meta"]["ppp_mcse"] and "Monte Carlo" in data["meta"]["outside"]
+    assert data["meta"]["outcome_level"] == "new" and "n_within_mc" in data
     assert set(data["statistics"][0]) >= STAT_FIELDS
     assert {"finding", "reproduced_share"} <= set(data["findings"][0])
     assert (tmp_path / "ppc.csv").is_file()
@@ -71,6 +108,58 @@ def test_write_outputs(result, tmp_path):
     ):
         assert name in figs
     assert all(p.exists() for p in paths)
+
+
+def test_outcome_contrasts_use_the_new_level_by_default(mock_fit):
+    res = posterior_predictive_check(
+        mock_fit, replicates=6, seed=3, mixed_replicates=1, standard_checks=False
+    )
+    assert res.meta["level"] == "patients" and res.meta["outcome_level"] == "new"
+    assert "outcome contrasts" in res.meta["levels"] and "at 'new'" in res.meta["levels"]
+    st = res.statistics.set_index("key")
+    outcome = st["name"].isin(OUTCOME_STATISTICS)
+    assert outcome.any() and (~outcome).any()
+    assert (st.loc[outcome, "level"] == "new").all() and (st.loc[~outcome, "level"] == "patients").all()
+    assert "n_deaths" in st.index  # deaths are replicated at 'new'
+    assert res.meta["died"] == "replicated"
+    # the replicated outcome contrasts are those of the 'new' replicates, the taus of the 'patients' ones
+    new = replicate_set(mock_fit, n=6, level="new", seed=3)
+    same = replicate_set(mock_fit, n=6, level="patients", seed=3)
+    np.testing.assert_array_equal(new.draws, same.draws)  # one posterior draw per row
+    for r in (0, 5):
+        want_new = table_statistics(new.cohort(r), deaths=True)
+        want_same = table_statistics(same.cohort(r))
+        for key in res.replicated.columns:
+            name = key.split("[")[0]
+            if name == "mixed_p":
+                continue
+            want = want_new[key] if name in OUTCOME_STATISTICS else want_same[key]
+            np.testing.assert_equal(res.replicated.loc[r, key], want)
+    mixed = mixed_statistics(new.cohort(0), tuple(mock_fit.design.markers))
+    for key, v in mixed.items():
+        np.testing.assert_equal(res.replicated.loc[0, key], v)
+    f = res.findings.set_index("finding")
+    assert f.loc["period_0-5_no_difference", "level"] == "new" and f.loc["ct_coef_positive", "level"] == "new"
+    assert f.loc["tau_sign_nlr", "level"] == "patients"
+    assert "outcome contrasts" in res.summary()
+    # the other level stays available for both groups
+    res_p = posterior_predictive_check(
+        mock_fit, replicates=6, seed=3, outcome_level="patients", mixed_replicates=0, standard_checks=False
+    )
+    assert (res_p.statistics["level"] == "patients").all() and "n_deaths" not in set(res_p.statistics["name"])
+    with pytest.raises(CheckError, match="level"):
+        posterior_predictive_check(mock_fit, replicates=2, outcome_level="all", standard_checks=False)  # type: ignore[arg-type]
+
+
+def test_check_command_defaults():
+    from bayesct.checks.ppc import DEFAULT_MIXED_REPLICATES
+    from bayesct.cli import build_parser
+
+    args = build_parser().parse_args(["check", "fit", "--out", "o"])
+    assert args.outcome_level == "new" and args.level == "patients"
+    assert args.mixed_replicates == DEFAULT_MIXED_REPLICATES >= 100
+    sig = inspect.signature(posterior_predictive_check).parameters
+    assert sig["outcome_level"].default == "new" and sig["mixed_replicates"].default >= 100
 
 
 def test_figures_return_figures(result):

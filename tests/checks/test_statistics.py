@@ -7,8 +7,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import beta
 
-from bayesct.checks import replicate_set, summarise_findings, summarise_statistics, table_statistics
+from bayesct.checks import (
+    clearly_outside,
+    ppp_interval,
+    ppp_mcse,
+    replicate_set,
+    summarise_findings,
+    summarise_statistics,
+    table_statistics,
+)
 from bayesct.checks.ppc import judge_findings, mixed_statistics
 from bayesct.classical import findings, kendall, mixed_model, mortality_logistic, period_comparison
 from bayesct.constants import PERIOD_LABELS
@@ -106,10 +115,56 @@ def test_summarise_statistics_on_a_mocked_replicate_set():
     assert p1["n_valid"] == 10 and p1["period"] == "0-5"
     np.testing.assert_allclose(p1["ppp"], 0.1)  # only 0.9 >= 0.9
     day = s.loc["logistic_coef[day]"]
-    assert day["n_valid"] == 19 and day["ppp"] == 0.0 and day["ppp_two_sided"] == 0.0 and day["outside"]
+    assert day["n_valid"] == 19 and day["ppp"] == 0.0 and day["ppp_two_sided"] == 0.0
+    # beyond the interval by the point estimate, but 0 of 19 is within Monte Carlo error
+    assert day["beyond_interval"] and not day["outside"]
+    np.testing.assert_allclose(day["ppp_mcse"], ppp_mcse(0, 19))
+    assert day["ppp_mc_lo"] == 0.0 and day["ppp_two_sided_mc_hi"] > 0.05
     assert day["term"] == "day"
+    assert (s["n_replicates"] == 100).all()
     auc = s.loc["ct_auc[>20]"]
     assert math.isnan(auc["ppp"]) and pd.isna(auc["outside"]) and auc["n_valid"] == 15
+    assert math.isnan(auc["ppp_mcse"]) and pd.isna(auc["beyond_interval"])
+
+
+def test_ppp_monte_carlo_error():
+    # binomial SE at the Jeffreys estimate (x + 1/2) / (R + 1): never 0 at x = 0
+    p = 0.5 / 21
+    np.testing.assert_allclose(ppp_mcse(0, 20), math.sqrt(p * (1 - p) / 20))
+    np.testing.assert_allclose(ppp_mcse(10, 20), math.sqrt(10.5 / 21 * (10.5 / 21) / 20))
+    assert ppp_mcse(0, 200) < ppp_mcse(0, 20) and math.isnan(ppp_mcse(0, 0))
+    # the Jeffreys interval: Beta(x + 1/2, R - x + 1/2) quantiles, clamped at 0 and 1
+    lo, hi = ppp_interval(0, 20)
+    assert lo == 0.0
+    np.testing.assert_allclose(hi, beta.ppf(0.975, 0.5, 20.5))
+    lo, hi = ppp_interval(7, 20, prob=0.9)
+    np.testing.assert_allclose([lo, hi], beta.ppf([0.05, 0.95], 7.5, 13.5))
+    assert ppp_interval(20, 20)[1] == 1.0
+
+
+def test_outside_only_when_clear_of_monte_carlo_error():
+    # 0 of 20 replicates as extreme as the observed: the MC interval reaches past 0.025
+    assert not clearly_outside(0, 20, 20)
+    assert not clearly_outside(20, 0, 20)
+    # 0 of 200 (either tail) and 1 of 200 are clear of it; 2 of 200 is not (upper end 0.032)
+    assert clearly_outside(0, 200, 200) and clearly_outside(200, 0, 200)
+    assert clearly_outside(1, 200, 200) and not clearly_outside(2, 200, 200)
+    assert clearly_outside(0, 100, 100)  # upper end 0.0247
+    assert clearly_outside(0, 20, 20, ci_prob=0.5)  # a tail of 0.25 vs the upper end 0.117: clear
+    assert not clearly_outside(0, 0, 0)
+    # through the summary: the same observed value against 20 and against 200 replicates
+    observed = pd.Series({"kendall_tau[nlr]": 1.0})
+    for n, flag in ((20, False), (200, True)):
+        rep = pd.DataFrame({"kendall_tau[nlr]": np.linspace(0.0, 0.5, n)})
+        row = summarise_statistics(observed, rep).iloc[0]
+        assert row["ppp"] == 0.0 and row["beyond_interval"] and bool(row["outside"]) is flag, n
+        assert row["n_valid"] == n and row["n_replicates"] == n
+        np.testing.assert_allclose(row["ppp_mcse"], ppp_mcse(0, n))
+        np.testing.assert_allclose(row["ppp_two_sided_mc_hi"], 2 * ppp_interval(0, n)[1])
+    # a statistic computed on fewer replicates (the mixed model) reports that number
+    rep = pd.DataFrame({"mixed_p[nlr]": np.r_[np.linspace(0, 0.5, 20), np.full(180, np.nan)]})
+    row = summarise_statistics(pd.Series({"mixed_p[nlr]": 1.0}), rep, n_computed={"mixed_p[nlr]": 20}).iloc[0]
+    assert row["n_valid"] == 20 and row["n_replicates"] == 20 and not row["outside"]
 
 
 def test_summarise_findings_shares():
@@ -142,3 +197,10 @@ def test_summarise_findings_shares():
 def test_all_periods_reported(mock_fit):
     st = table_statistics(mock_fit.cohort)
     assert [k for k in st if k.startswith("ct_mw_p")] == [f"ct_mw_p[{p}]" for p in PERIOD_LABELS]
+
+
+def test_table_statistics_families(mock_fit):
+    full = table_statistics(mock_fit.cohort)
+    taus = table_statistics(mock_fit.cohort, families=("kendall_tau",))
+    assert taus and all(k.startswith("kendall_tau[") for k in taus)
+    assert all(full[k] == v for k, v in taus.items())

@@ -174,7 +174,7 @@ def test_fused_and_unfused_graphs_are_the_same_model(name, small_cohort):
     if name != "scan_logistic":
         ct_kernel = {"beta_binomial": "BetaBinomialLogit", "zone_sum": "ZoneSumLogit"}[spec.ct_likelihood]
         assert {ct_kernel, "LinearPredictor"} <= _kernel_ops(fused)
-    assert ("LabMarginal" in _kernel_ops(fused)) == (name in ("joint", "joint_zones"))
+    assert ("LabMarginal" in _kernel_ops(fused)) == (name in ("joint", "joint_normal", "joint_zones"))
     logp = [m.compile_logp() for m in (fused, plain)]
     dlogp = [m.compile_dlogp() for m in (fused, plain)]
     rng = np.random.default_rng(4)

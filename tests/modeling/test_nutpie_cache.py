@@ -10,12 +10,22 @@ import subprocess
 import sys
 
 import numpy as np
+import pymc as pm
 import pytest
 
 from bayesct.modeling import nutpie_cache
 from bayesct.modeling.builders import build_model
 from bayesct.modeling.fit import JointModel
 from bayesct.modeling.nutpie_cache import JitteredPoint, callback_key, model_key
+
+
+def _with_a_scale(model: pm.Model) -> pm.Model:
+    """``model`` with a log-transformed scale (and a variable on that scale) added: a small model
+    with a transformed variable, whose gradient is not zero at its support point."""
+    with model:
+        scale = pm.HalfNormal("scale", 1.0)
+        pm.Normal("on_scale", 0.0, scale)
+    return model
 
 
 def _closure(value):
@@ -96,7 +106,7 @@ def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypa
     monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
     design = JointModel("scan_logistic").design(small_cohort)
     key = model_key(design)
-    model = build_model(design)
+    model = _with_a_scale(build_model(design))
     transformed = next(rv.name for rv in model.free_RVs if model.rvs_to_transforms[rv] is not None)
     held = {
         "mort_beta",
@@ -105,7 +115,7 @@ def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypa
     fresh = nutpie_cache.compile_model(model, key, unjittered=held)
     record = json.loads((tmp_path / f"{key}.json").read_text())
     assert record["n_dim"] == fresh.n_dim
-    cached = nutpie_cache.compile_model(build_model(design), key, unjittered=held)
+    cached = nutpie_cache.compile_model(_with_a_scale(build_model(design)), key, unjittered=held)
     n = fresh.n_dim
     assert cached.logp_func is None  # rebuilt from the record: no PyTensor compilation
     assert cached.compiled_logp_func.cache_hits == 1

@@ -107,7 +107,7 @@ def mocked_fit(cohort, name: str, draws: int = 4, seed: int = 0) -> FitResult:
     return FitResult(xr.DataTree.from_dict({"posterior": post}), model.spec, cohort, diag)
 
 
-@pytest.mark.parametrize("name", ["joint", "joint_zones", "ct_only", "descriptive"])
+@pytest.mark.parametrize("name", ["joint", "joint_zones", "joint_normal", "ct_only", "descriptive"])
 def test_numpy_view_matches_the_pymc_log_density(name, small_cohort):
     """PosteriorModel restates the model in numpy; its likelihood must equal PyMC's at the same point."""
     _assert_view_matches_pymc(small_cohort, name)

@@ -98,6 +98,8 @@ def joint_draws(S: int, design, *, rng: np.random.Generator | None = None, n_pat
         "mort_gamma": np.c_[rng.normal(0.5, 0.2, S), rng.normal(2.0, 0.3, S)],
         "mort_beta": np.c_[rng.normal(2.0, 0.2, S), rng.normal(1.0, 0.2, S)],
     }
+    if design.spec.severity_law == "sinh_arcsinh":
+        out["severity_skew"] = rng.normal(0.3, 0.1, S)
     n = n_patients or design.n_patients
     out["severity"] = rng.normal(0.0, 1.0, (S, n, 2))
     return out
@@ -105,14 +107,37 @@ def joint_draws(S: int, design, *, rng: np.random.Generator | None = None, n_pat
 
 @pytest.fixture(scope="session")
 def joint_fake() -> FitResult:
-    """A fake joint fit with 4 hand-set draws (exactness tests)."""
+    """A fake fit of the joint model with a normal severity law, 4 hand-set draws (exactness tests)."""
+    spec_fit = fake_fit("joint_normal", {}, n_patients=30)
+    draws = joint_draws(4, spec_fit.design)
+    return fake_fit("joint_normal", draws, n_patients=30)
+
+
+@pytest.fixture(scope="session")
+def joint_skew_fake() -> FitResult:
+    """A fake fit of the default joint model (skewed severity level), 4 draws, strongly skewed."""
     spec_fit = fake_fit("joint", {}, n_patients=30)
     draws = joint_draws(4, spec_fit.design)
+    draws["severity_skew"] = np.array([0.8, 0.4, 1.1, -0.5])
     return fake_fit("joint", draws, n_patients=30)
 
 
 @pytest.fixture(scope="session")
 def scan_logistic_fake() -> FitResult:
+    """A fake fit of the shipped scan_logistic model (no patient intercept), 50 draws."""
+    rng = np.random.default_rng(5)
+    S = 50
+    draws = {
+        "mort_intercept": rng.normal(-1.5, 0.3, S),
+        "mort_beta": np.c_[rng.normal(1.2, 0.2, S), rng.normal(-0.5, 0.2, S)],
+    }
+    return fake_fit("scan_logistic", draws, n_patients=20)
+
+
+@pytest.fixture(scope="session")
+def scan_logistic_intercept_fake() -> FitResult:
+    """A fake fit of a per-scan model with a patient random intercept (``patient_sd``), as fits
+    saved with such a spec hold: still readable."""
     rng = np.random.default_rng(5)
     S = 50
     base = fake_fit("scan_logistic", {}, n_patients=20)

@@ -26,6 +26,16 @@ from bayesct.risk import patient_risks, plot_risk_grid, risk_grid, risk_query, r
 # -- brute force -------------------------------------------------------------------------------------
 
 
+def skewed_level(z, eps):
+    """The standardised sinh-arcsinh level of standard normals ``z``: sinh(asinh(z) + eps) with
+    its mean and SD found by numerical integration (not from the package's closed forms)."""
+    x = lambda t: np.sinh(np.arcsinh(t) + eps)  # noqa: E731
+    dens = lambda t: stats.norm.pdf(t)  # noqa: E731
+    mean = integrate.quad(lambda t: x(t) * dens(t), -np.inf, np.inf)[0]
+    var = integrate.quad(lambda t: (x(t) - mean) ** 2 * dens(t), -np.inf, np.inf)[0]
+    return (x(z) - mean) / np.sqrt(var)
+
+
 def brute_force(fit, *, ct_days, ct_scores, labs=None, age=60.0, male=1.0, n_grid=601):
     """P(death) per draw by a fine 2-D trapezoid grid over the shared severity (u0, u1).
 
@@ -43,8 +53,11 @@ def brute_force(fit, *, ct_days, ct_scores, labs=None, age=60.0, male=1.0, n_gri
     for s in range(pm.n_draws):
         sd = pm.draws["severity_cov_stds"][s]
         rho = pm.draws["severity_cov_corr"][s, 0, 1]
-        e0 = sd[0] * U0
-        e1 = sd[1] * (rho * U0 + np.sqrt(1 - rho**2) * U1)
+        W0 = U0
+        if "severity_skew" in pm.draws:
+            W0 = skewed_level(U0, pm.draws["severity_skew"][s])
+        e0 = sd[0] * W0
+        e1 = sd[1] * (rho * W0 + np.sqrt(1 - rho**2) * U1)
         loglik = np.zeros_like(e0)
         for day, score in zip(ct_days, ct_scores, strict=True):
             g = (day - spec.time_centre) / spec.time_scale
@@ -98,6 +111,32 @@ def test_one_scan_quadrature_equals_brute_force(joint_fake, score, day):
     exact = brute_force(joint_fake, ct_days=[day], ct_scores=[score])
     assert ds.attrs["method"] == "quadrature"
     np.testing.assert_allclose(ds["p_death"].values, exact, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("score", "day"), [(2, 3.0), (14, 8.0), (22, 10.0), (20, 25.0)])
+def test_one_scan_quadrature_equals_brute_force_skewed_law(joint_skew_fake, score, day):
+    """The two-dimensional rule of a skewed severity law against the brute-force grid."""
+    ds = risk_query(joint_skew_fake, ct_score=score, day=day, age=60, sex="male")
+    exact = brute_force(joint_skew_fake, ct_days=[day], ct_scores=[score])
+    assert ds.attrs["method"] == "quadrature"
+    np.testing.assert_allclose(ds["p_death"].values, exact, atol=2e-5, rtol=1e-4)
+
+
+def test_skewed_law_moves_the_risk(joint_fake, joint_skew_fake):
+    """Same draws, skewed level: a high score early is riskier than under the normal law."""
+    normal = risk_query(joint_fake, ct_score=20, day=3, age=60, sex="male")["p_death"].values
+    skewed = risk_query(joint_skew_fake, ct_score=20, day=3, age=60, sex="male")["p_death"].values
+    assert np.all(np.abs(skewed - normal) > 1e-3)
+
+
+def test_history_importance_sampling_equals_brute_force_skewed_law(joint_skew_fake):
+    ds = risk_query(joint_skew_fake, history=HISTORY, age=60, sex="male", n_effects=4000)
+    labs = {k: (HISTORY["day"].to_numpy(), HISTORY[k].to_numpy()) for k in ("nlr", "ldh")}
+    exact = brute_force(
+        joint_skew_fake, ct_days=HISTORY["day"].tolist(), ct_scores=HISTORY["ct_score"].tolist(), labs=labs
+    )
+    assert ds.attrs["ess_min"] > 500
+    np.testing.assert_allclose(ds["p_death"].values, exact, atol=0.01)
 
 
 @pytest.mark.parametrize(("method", "tol"), [("laplace", 0.01), ("prior", 0.025)])
@@ -229,8 +268,25 @@ def test_history_covariates_and_conflicts(joint_fake):
 # -- (6) scan_logistic --------------------------------------------------------------------------------
 
 
-def test_scan_logistic_equals_gauss_hermite(scan_logistic_fake):
+def test_scan_logistic_risk_is_expit_of_the_log_odds(scan_logistic_fake):
+    """The shipped model has no patient intercept: the risk of a scan is expit of its log-odds."""
     post = scan_logistic_fake.posterior
+    assert "patient_sd" not in post
+    a0 = post["mort_intercept"].values[0]
+    b = post["mort_beta"].values[0]
+    for score, day in [(4, 3.0), (15, 10.0), (22, 25.0)]:
+        direct = expit(a0 + b[:, 0] * (score - 12) / 6 + b[:, 1] * (day - 10) / 10)
+        ds = risk_query(scan_logistic_fake, ct_score=score, day=day)
+        np.testing.assert_allclose(np.sort(ds["p_death"].values), np.sort(direct), rtol=1e-12)
+        assert ds.attrs["family"] == "scan_logistic"
+    risks = patient_risks(scan_logistic_fake)
+    # no patient effects: the fitted risk at the first scan is the population risk there
+    np.testing.assert_allclose(risks["fitted_median"], risks["population_median"], rtol=1e-12)
+
+
+def test_scan_logistic_equals_gauss_hermite(scan_logistic_intercept_fake):
+    """A fit with a patient intercept (``patient_sd``) has it integrated out of the risk."""
+    post = scan_logistic_intercept_fake.posterior
     a0 = post["mort_intercept"].values[0]
     b = post["mort_beta"].values[0]
     sd = post["patient_sd"].values[0]
@@ -239,9 +295,10 @@ def test_scan_logistic_equals_gauss_hermite(scan_logistic_fake):
     for score, day in [(4, 3.0), (15, 10.0), (22, 25.0)]:
         eta = a0 + b[:, 0] * (score - 12) / 6 + b[:, 1] * (day - 10) / 10
         direct = expit(eta[:, None] + sd[:, None] * x) @ w
-        ds = risk_query(scan_logistic_fake, ct_score=score, day=day)
+        ds = risk_query(scan_logistic_intercept_fake, ct_score=score, day=day)
         np.testing.assert_allclose(np.sort(ds["p_death"].values), np.sort(direct), atol=1e-6)
         assert ds.attrs["family"] == "scan_logistic"
+    assert (patient_risks(scan_logistic_intercept_fake)["fitted_median"].between(0, 1)).all()
 
 
 def test_scan_logistic_history_uses_latest_scan(scan_logistic_fake):
@@ -358,14 +415,14 @@ def test_cli_query_text_and_json(joint_fake, capsys, risk_cli_args):
     assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
     out = capsys.readouterr().out.strip()
     assert re.fullmatch(
-        r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; mean \d+\.\d%; model joint; "
+        r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; mean \d+\.\d%; model joint_normal; "
         r"CT 14 on day 8, age 60, male\)",
         out,
     ), out
     assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
     assert set(obj["p_death"]) == {"median", "lo", "hi", "mean"}
-    assert obj["ci_prob"] == 0.95 and obj["model"] == "joint" and obj["converged"] is True
+    assert obj["ci_prob"] == 0.95 and obj["model"] == "joint_normal" and obj["converged"] is True
     assert obj["p_death"]["lo"] <= obj["p_death"]["median"] <= obj["p_death"]["hi"]
 
 
@@ -457,13 +514,14 @@ def test_history_shifts_risk_sensibly(sim_joint_fit, tmp_path):
     assert again.attrs["median"] == pytest.approx(last.attrs["median"])
 
 
-def test_history_log_marginal_is_the_integrated_likelihood(joint_fake):
+@pytest.mark.parametrize("fake", ["joint_fake", "joint_skew_fake"])
+def test_history_log_marginal_is_the_integrated_likelihood(fake, request):
     """history_terms' log p(data | θ) equals a brute-force 2-D integral over the patient's effects."""
     from scipy.special import logsumexp
 
     from bayesct.risk import _lab_blocks, _lab_loglik, _patient_obs, history_terms
 
-    pm = PosteriorModel.from_fit(joint_fake)
+    pm = PosteriorModel.from_fit(request.getfixturevalue(fake))
     p, log_marginal = history_terms(pm, n_effects=4096, seed=3)
     assert p.shape == log_marginal.shape == (pm.n_draws, pm.design.n_patients)
     i = 0
@@ -472,7 +530,13 @@ def test_history_log_marginal_is_the_integrated_likelihood(joint_fake):
     z = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)  # standard normal nodes
     log_w = -0.5 * (z**2).sum(-1) - np.log(2 * np.pi) + 2 * np.log(grid[1] - grid[0])
     L = np.linalg.cholesky(pm.covariance())
-    eff = np.einsum("sef,mf->sme", L, z)  # (S, M, 2) effects at the nodes
+    if "severity_skew" in pm.draws:
+        w = np.repeat(z[None], pm.n_draws, axis=0)
+        for s_, eps in enumerate(pm.draws["severity_skew"]):
+            w[s_, :, 0] = skewed_level(z[:, 0], eps)
+        eff = np.einsum("sef,smf->sme", L, w)
+    else:
+        eff = np.einsum("sef,mf->sme", L, z)  # (S, M, 2) effects at the nodes
     m, A = risk._design_rows(pm, 0, obs.ct_day)
     eta = m[:, None, :] + eff @ A.transpose(0, 2, 1)
     ll = pm.ct_logp(obs.ct_score[None, None, :], eta).sum(-1)

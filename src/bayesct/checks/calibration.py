@@ -28,6 +28,7 @@ Patient-level PSIS-LOO (:func:`patient_loo`, :func:`compare_models`)
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -372,6 +373,92 @@ def mortality_calibration(
     return MortalityCalibration(bins, patients, summary, ci_prob)
 
 
+#: Landmark days of the dynamic-prediction check (days since onset).
+LANDMARKS: tuple[float, ...] = (5.0, 10.0, 15.0)
+
+
+def landmark_accuracy(
+    fit: FitResult,
+    *,
+    landmarks: tuple[float, ...] = LANDMARKS,
+    max_draws: int = DEFAULT_CHECK_DRAWS,
+    seed: int = 0,
+    model: PosteriorModel | None = None,
+) -> pd.DataFrame:
+    """Dynamic prediction: leave-patient-out death risks from the data up to each landmark day.
+
+    What the risks condition on: for landmark day L, patient i's risk is
+    P(death | their scans and labs on or before day L, their covariates), their effects
+    integrated out given those data alone (:func:`bayesct.risk.history_terms` with
+    ``until=L``), averaged over θ with the patient left out by PSIS (the log-ratios are the
+    patient's whole likelihood, effects integrated out, as in :func:`mortality_calibration`).
+    Patients scored at L are those with at least one CT scan on or before L; the cohort
+    records no day of death or discharge, so no patient is removed as no longer at risk.
+    The last row (``landmark`` = inf) uses every observation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per landmark: ``landmark`` (inf: every observation), ``data`` (the same in
+        words), ``n_patients``, ``deaths``, ``brier_loo``,
+        ``auc_loo`` (NaN when only one outcome is present) and ``mean_risk_loo``.
+
+    Examples
+    --------
+    >>> landmark_accuracy(fit, landmarks=(7.0, 14.0))  # doctest: +SKIP
+    """
+    _require_joint(fit, "landmark prediction")
+    if not fit.spec.mortality:
+        raise CheckError(f"model '{fit.spec.name}' has no mortality submodel: nothing to predict")
+    from bayesct.risk import history_terms
+
+    pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
+    d = pm.design
+    parts = model_parts(fit, outcome=False)
+    died = d.died.astype(float)
+    p_all, log_marginal = history_terms(pm, parts=parts, seed=seed)
+    p_all = np.clip(p_all, 1e-12, 1 - 1e-12)
+    w, _ = psis_weights(log_marginal + died * np.log(p_all) + (1 - died) * np.log1p(-p_all))
+    first_scan = np.full(d.n_patients, np.inf)
+    np.minimum.at(first_scan, d.ct.patient, d.ct.day.astype(float))
+    rows = []
+    for L in (*sorted(float(x) for x in landmarks), math.inf):
+        p_L = p_all if math.isinf(L) else history_terms(pm, parts=parts, seed=seed, until=L)[0]
+        risk = (w * p_L).sum(axis=0)
+        sel = first_scan <= L
+        y, r = died[sel], risk[sel]
+        both = 0 < y.sum() < len(y)
+        rows.append(
+            {
+                "landmark": L,
+                "data": "every scan and lab" if math.isinf(L) else f"scans and labs by day {L:g}",
+                "n_patients": int(sel.sum()),
+                "deaths": int(y.sum()),
+                "brier_loo": float(np.mean((r - y) ** 2)) if len(y) else math.nan,
+                "auc_loo": _auc(r, y) if both else math.nan,
+                "mean_risk_loo": float(r.mean()) if len(y) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def landmark_lines(table: pd.DataFrame) -> list[str]:
+    """The landmark table as text lines (CLI, report)."""
+    lines = [
+        "Dynamic prediction (leave-patient-out death risk from the scans and labs up to each day, "
+        "patients with a CT scan by then):"
+    ]
+    for _, r in table.iterrows():
+        landmark, auc_loo = float(r["landmark"]), float(r["auc_loo"])
+        day = "all data" if math.isinf(landmark) else f"by day {landmark:g}"
+        auc = "–" if math.isnan(auc_loo) else f"{auc_loo:.3f}"
+        lines.append(
+            f"  {day:<12} {int(r['n_patients']):>4} patients, {int(r['deaths']):>3} deaths: "
+            f"Brier {float(r['brier_loo']):.3f}, AUC {auc}"
+        )
+    return lines
+
+
 def _auc(score: np.ndarray, outcome: np.ndarray) -> float:
     """Area under the ROC curve (the Mann-Whitney probability, ties counted half); NaN without both outcomes."""
     pos, neg = score[outcome == 1], score[outcome == 0]
@@ -486,8 +573,12 @@ def compare_models(
 
     The variants are compared on the data they all model (:func:`shared_parts`): e.g. ``joint``
     against ``ct_only`` on CT + death, against ``descriptive`` (no mortality) on CT + labs, all three
-    on the CT scores alone. The ``scan_logistic`` family models death per scan, a different
-    likelihood; such fits are left out and named in ``frame.attrs["excluded"]``.
+    on the CT scores alone. The ``scan_logistic`` family models no CT score and its death term is a
+    weighted pseudo-likelihood: a patient's death log-likelihood is the weighted sum
+    ``sum_j log Bernoulli(died_i | p_ij) / n_i`` over the patient's ``n_i`` scans, the log of a
+    geometric mean of per-scan probabilities, which sums to less than one over the two outcomes
+    (unless the patient's scans agree) and so is no predictive density for PSIS-LOO to score.
+    Such fits are left out and named in ``frame.attrs["excluded"]``.
 
     Parameters
     ----------

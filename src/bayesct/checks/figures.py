@@ -49,7 +49,8 @@ def plot_statistic(
     """Observed against replicated for every statistic of one family (one panel each).
 
     Each panel: histogram of the valid replicated values, their central ``ci_prob`` interval
-    (shaded), the observed value (red line), and the posterior predictive p-value.
+    (shaded), the observed value (red line), the posterior predictive p-value with its Monte
+    Carlo standard error, the number of valid replicates and the replication level.
     """
     rows = statistics.loc[statistics["name"] == name]
     n = max(len(rows), 1)
@@ -68,7 +69,11 @@ def plot_statistic(
         if math.isfinite(r["observed"]):
             ax.axvline(r["observed"], color="tab:red", lw=2)
         ppp = "NA" if not math.isfinite(r["ppp"]) else f"{r['ppp']:.2f}"
-        ax.set_title(f"{_label(r)}\nppp {ppp}, n={r['n_valid']}", fontsize=8)
+        mcse = r.get("ppp_mcse", math.nan)
+        if math.isfinite(r["ppp"]) and isinstance(mcse, float) and math.isfinite(mcse):
+            ppp += f" ± {mcse:.2f}"
+        level = f", {r['level']}" if isinstance(r.get("level"), str) and r.get("level") else ""
+        ax.set_title(f"{_label(r)}\nppp {ppp}, n={r['n_valid']}{level}", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(rows) :]:
         ax.set_visible(False)
@@ -81,21 +86,41 @@ def plot_statistic(
 
 
 def plot_ppp(*, statistics: pd.DataFrame, ci_prob: float = CI_PROB) -> Figure:
-    """Overview: each statistic's observed value as a quantile of its replicates (the ppp)."""
+    """Overview: each statistic's observed value as a quantile of its replicates (the ppp).
+
+    Each ppp is drawn with its Monte Carlo interval (``ppp_mc_lo``, ``ppp_mc_hi``) when the table
+    has one; red: outside clear of Monte Carlo error, orange: beyond the interval by the point
+    estimate only, blue: inside.
+    """
     rows = statistics.loc[np.isfinite(statistics["ppp"].to_numpy(dtype=float))]
     fig, ax = plt.subplots(figsize=(6, 0.22 * max(len(rows), 4) + 1))
     y = np.arange(len(rows))[::-1]
     lo = (1 - ci_prob) / 2
     outside = rows["outside"].fillna(False).astype(bool).to_numpy()
+    beyond = (
+        rows["beyond_interval"].fillna(False).astype(bool).to_numpy()
+        if "beyond_interval" in rows
+        else outside
+    )
+    colors = np.where(outside, "tab:red", np.where(beyond, "tab:orange", "tab:blue"))
     ax.axvspan(0, lo, color="tab:red", alpha=0.1, lw=0)
     ax.axvspan(1 - lo, 1, color="tab:red", alpha=0.1, lw=0)
-    ax.scatter(rows["ppp"], y, c=np.where(outside, "tab:red", "tab:blue"), s=14, zorder=3)
+    ppp = rows["ppp"].to_numpy(dtype=float)
+    if {"ppp_mc_lo", "ppp_mc_hi"} <= set(rows.columns):
+        err = [
+            np.clip(ppp - rows["ppp_mc_lo"].to_numpy(dtype=float), 0, None),
+            np.clip(rows["ppp_mc_hi"].to_numpy(dtype=float) - ppp, 0, None),
+        ]
+        ax.errorbar(ppp, y, xerr=err, fmt="none", ecolor="0.6", elinewidth=1, zorder=2)
+    ax.scatter(ppp, y, c=colors, s=14, zorder=3)
     ax.set_yticks(y)
     ax.set_yticklabels(rows["key"], fontsize=6)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("ppp = P(T_rep >= T_obs)")
+    ax.set_xlabel("ppp = P(T_rep >= T_obs), with its Monte Carlo interval")
     ax.set_title(
-        f"Posterior predictive p-values (shaded: outside the central {100 * ci_prob:.0f}%)", fontsize=9
+        f"Posterior predictive p-values (shaded: outside the central {100 * ci_prob:.0f}%)\n"
+        "red: outside clear of Monte Carlo error, orange: only within it",
+        fontsize=8,
     )
     fig.tight_layout()
     return fig

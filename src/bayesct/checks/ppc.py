@@ -20,6 +20,17 @@ Replication
     :class:`~bayesct.modeling.posterior.PosteriorModel`. Markers the model does not include
     (e.g. the labs under ``ct_only``) keep their observed values.
 
+Levels of the check
+    The statistics that contrast survivors with non-survivors (:data:`OUTCOME_STATISTICS`: the
+    per-period Mann-Whitney test and effect size, the per-scan logistic regression, the mixed
+    model's group x period test, the number of deaths) are computed on replicates at
+    ``outcome_level``, by default ``new``: at ``patients`` the patients' effects were fitted
+    given the observed deaths and the outcome is held at the observed one, so the contrast is
+    reproduced largely by construction. The other statistics (Kendall's tau) are computed on
+    replicates at ``level`` (default ``patients``). When the two differ, both replicate sets are
+    drawn with the same seed, so replicate ``r`` of each uses the same posterior draw; every
+    statistic and finding carries the level it was computed at.
+
 Statistics
     On every replicate the *same* :mod:`bayesct.classical` code runs as on the observed data
     (:func:`table_statistics`): the per-period Mann-Whitney test of the CT score by outcome
@@ -27,16 +38,35 @@ Statistics
     non-survivor's scan scores higher), ties half), Kendall's tau-b of the CT score with each lab,
     the per-scan logistic coefficients ``died ~ ct_score + day`` and the linear mixed model's
     group x period Wald test per modelled marker (on the first ``mixed_replicates`` replicates
-    only: it takes ~0.15 s per marker). The paper's qualitative findings are judged on each
-    replicate by :func:`bayesct.classical.findings` itself.
+    only, default :data:`DEFAULT_MIXED_REPLICATES`: it takes ~0.1 s per marker). The paper's
+    qualitative findings are judged on each replicate by :func:`bayesct.classical.findings`
+    itself.
 
 Summaries (:func:`summarise_statistics`, :func:`summarise_findings`)
     Per statistic: the observed value, the replicated median and central ``ci_prob`` interval,
     ``ppp = P(T_rep >= T_obs)`` (upper-tail posterior predictive p-value; ``ppp_two_sided =
     min(1, 2 min(P(T_rep >= T_obs), P(T_rep <= T_obs)))``), ``n_valid`` (replicates where the
     statistic is defined: a period without non-survivor scans, a separated logistic fit, ... give
-    NaN and are excluded), and ``outside`` (the observed value outside the interval). Per finding:
-    whether the observed data show it and the share of valid replicates that reproduce it.
+    NaN and are excluded) out of ``n_replicates`` (those it was computed on).
+
+    Monte Carlo error: a ppp is a proportion of ``R = n_valid`` replicates, ``x / R``. Its
+    Monte Carlo standard error (``ppp_mcse``, :func:`ppp_mcse`) is the binomial one,
+    ``sqrt(p (1 - p) / R)``, at the Jeffreys estimate ``p = (x + 1/2) / (R + 1)``, so that
+    ``x = 0`` or ``x = R`` does not give 0; its Monte Carlo interval (``ppp_mc_lo``,
+    ``ppp_mc_hi``, :func:`ppp_interval`) is the central ``mc_prob`` (default 95%) Jeffreys
+    interval, the quantiles of Beta(x + 1/2, R - x + 1/2). ``ppp_two_sided_mcse`` is twice the
+    standard error of the smaller tail and ``ppp_two_sided_mc_hi`` is ``min(1, 2 u)``, ``u`` the
+    upper end of the smaller tail's interval.
+
+    Flags: ``beyond_interval`` is the point estimate's verdict (the observed value outside the
+    replicates' central ``ci_prob`` interval). ``outside`` is the flag the check reports: the
+    observed value lies beyond the interval *clear of Monte Carlo error*, i.e. even the upper
+    end of the smaller tail's Monte Carlo interval is below ``(1 - ci_prob) / 2``
+    (``ppp_two_sided_mc_hi < 1 - ci_prob``; :func:`clearly_outside`). With the defaults, 0 of
+    20 replicates is not enough (upper end 0.117), 0 of 100 is (0.0247), and at 200 replicates
+    a tail of at most 1 is. A statistic beyond its interval but within Monte Carlo error is
+    listed apart: more replicates would settle it. Per finding: whether the observed data show
+    it and the share of valid replicates that reproduce it.
 """
 
 from __future__ import annotations
@@ -46,7 +76,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -54,11 +84,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from scipy.stats import beta as beta_dist
 
 from bayesct.checks.calibration import (
     CheckError,
     MortalityCalibration,
     compare_models,
+    landmark_accuracy,
+    landmark_lines,
     mortality_calibration,
     patient_loo,
     pit_summary,
@@ -88,8 +121,16 @@ from bayesct.modeling.posterior import PosteriorModel
 Level = Literal["patients", "new"]
 LEVELS: tuple[str, ...] = ("patients", "new")
 
+#: Default level of the statistics that do not involve the outcome (Kendall's tau).
+DEFAULT_LEVEL: Level = "patients"
+#: Default level of the outcome contrasts (:data:`OUTCOME_STATISTICS`): fresh effects and deaths.
+DEFAULT_OUTCOME_LEVEL: Level = "new"
+
 #: Replicates on which the (slow) mixed model runs, by default.
-DEFAULT_MIXED_REPLICATES = 20
+DEFAULT_MIXED_REPLICATES = 100
+
+#: Probability of the Monte Carlo (Jeffreys) interval of a ppp that decides ``outside``.
+MC_PROB = 0.95
 
 #: Statistic families: name -> (column that indexes it, description).
 STATISTICS: dict[str, tuple[str, str]] = {
@@ -103,6 +144,12 @@ STATISTICS: dict[str, tuple[str, str]] = {
     "mixed_p": ("marker", "linear mixed model, Wald p-value of the group x period interaction"),
     "n_deaths": ("", "number of deaths (level 'new' only: replicated from the mortality submodel)"),
 }
+
+#: Statistic families that contrast survivors with non-survivors (computed at ``outcome_level``).
+OUTCOME_STATISTICS: tuple[str, ...] = ("ct_mw_p", "ct_auc", "logistic_coef", "mixed_p", "n_deaths")
+
+#: Families computed by :func:`table_statistics` on every replicate (the fast ones).
+SCAN_STATISTICS: tuple[str, ...] = ("ct_mw_p", "ct_auc", "kendall_tau", "logistic_coef")
 
 
 class PPCError(CheckError):
@@ -283,7 +330,11 @@ def stat_key(name: str, index: str = "") -> str:
 
 
 def table_statistics(
-    cohort: Cohort, *, mixed_markers: tuple[str, ...] | None = None, deaths: bool = False
+    cohort: Cohort,
+    *,
+    mixed_markers: tuple[str, ...] | None = None,
+    deaths: bool = False,
+    families: Collection[str] = SCAN_STATISTICS,
 ) -> dict[str, float]:
     """The paper's statistics on one cohort, with the fast cores of :mod:`bayesct.classical`.
 
@@ -295,6 +346,8 @@ def table_statistics(
         Markers for the mixed model's group x period test; ``None`` or empty skips it (slow).
     deaths
         Also report the number of deaths.
+    families
+        Which of the fast families (:data:`SCAN_STATISTICS`) to compute; default all.
 
     Returns
     -------
@@ -302,21 +355,27 @@ def table_statistics(
         Statistic key (:func:`stat_key`) -> value (NaN where undefined).
     """
     sa = scan_arrays(cohort)
-    ustat, pval = period_tests(sa.died, sa.period_codes, sa.ct)
-    dead = sa.died == 1
     out: dict[str, float] = {}
-    for k, label in enumerate(PERIOD_LABELS):
-        out[stat_key("ct_mw_p", label)] = float(pval[k])
-    for k, label in enumerate(PERIOD_LABELS):
-        in_k = sa.period_codes == k
-        n_s, n_d = int((in_k & ~dead).sum()), int((in_k & dead).sum())
-        out[stat_key("ct_auc", label)] = 1.0 - float(ustat[k]) / (n_s * n_d) if n_s and n_d else math.nan
-    tau = kendall_taus(sa.ct, sa.labs)
-    for lab, t in zip(sa.lab_names, tau, strict=True):
-        out[stat_key("kendall_tau", lab)] = float(t)
-    coefs = logistic_coefs(sa.ct, sa.day, sa.died)
-    for term, c in zip(LOGISTIC_TERMS, coefs, strict=True):
-        out[stat_key("logistic_coef", term)] = float(c)
+    if "ct_mw_p" in families or "ct_auc" in families:
+        ustat, pval = period_tests(sa.died, sa.period_codes, sa.ct)
+        dead = sa.died == 1
+        if "ct_mw_p" in families:
+            for k, label in enumerate(PERIOD_LABELS):
+                out[stat_key("ct_mw_p", label)] = float(pval[k])
+        if "ct_auc" in families:
+            for k, label in enumerate(PERIOD_LABELS):
+                in_k = sa.period_codes == k
+                n_s, n_d = int((in_k & ~dead).sum()), int((in_k & dead).sum())
+                auc = 1.0 - float(ustat[k]) / (n_s * n_d) if n_s and n_d else math.nan
+                out[stat_key("ct_auc", label)] = auc
+    if "kendall_tau" in families:
+        tau = kendall_taus(sa.ct, sa.labs)
+        for lab, t in zip(sa.lab_names, tau, strict=True):
+            out[stat_key("kendall_tau", lab)] = float(t)
+    if "logistic_coef" in families:
+        coefs = logistic_coefs(sa.ct, sa.day, sa.died)
+        for term, c in zip(LOGISTIC_TERMS, coefs, strict=True):
+            out[stat_key("logistic_coef", term)] = float(c)
     if mixed_markers:
         out.update(mixed_statistics(cohort, mixed_markers))
     if deaths:
@@ -387,8 +446,71 @@ def _split_key(key: str) -> tuple[str, str]:
     return key, ""
 
 
+def ppp_mcse(count: int, n: int) -> float:
+    """Monte Carlo standard error of a ppp estimated as ``count / n`` from ``n`` replicates.
+
+    The binomial standard error ``sqrt(p (1 - p) / n)`` at the Jeffreys estimate ``p = (count +
+    1/2) / (n + 1)`` (the mean of Beta(count + 1/2, n - count + 1/2)), so that a count of 0 or
+    ``n`` does not give 0: 0 of 20 gives 0.034, 0 of 200 gives 0.0035. NaN when ``n`` is 0.
+    """
+    if n <= 0:
+        return math.nan
+    p = (count + 0.5) / (n + 1.0)
+    return math.sqrt(p * (1.0 - p) / n)
+
+
+def ppp_interval(count: int, n: int, prob: float = MC_PROB) -> tuple[float, float]:
+    """Monte Carlo interval of a ppp ``count / n``: the Jeffreys interval.
+
+    The central ``prob`` interval of Beta(count + 1/2, n - count + 1/2), with the lower end 0
+    when ``count`` is 0 and the upper end 1 when ``count`` is ``n`` (Brown, Cai and DasGupta
+    2001, "Interval estimation for a binomial proportion"). ``(nan, nan)`` when ``n`` is 0.
+    """
+    if n <= 0:
+        return math.nan, math.nan
+    a, b = count + 0.5, n - count + 0.5
+    lo = 0.0 if count <= 0 else float(beta_dist.ppf((1.0 - prob) / 2.0, a, b))
+    hi = 1.0 if count >= n else float(beta_dist.ppf(1.0 - (1.0 - prob) / 2.0, a, b))
+    return lo, hi
+
+
+def clearly_outside(
+    upper_count: int, lower_count: int, n: int, *, ci_prob: float = CI_PROB, mc_prob: float = MC_PROB
+) -> bool:
+    """Whether an observed statistic lies beyond the replicates' central interval, clear of MC error.
+
+    Parameters
+    ----------
+    upper_count, lower_count
+        Valid replicates with ``T_rep >= T_obs`` and with ``T_rep <= T_obs``.
+    n
+        Valid replicates.
+    ci_prob
+        Probability of the central interval (each tail ``(1 - ci_prob) / 2``).
+    mc_prob
+        Probability of the Monte Carlo interval (:func:`ppp_interval`).
+
+    Returns
+    -------
+    bool
+        True when the upper end of the smaller tail's Monte Carlo interval is below
+        ``(1 - ci_prob) / 2`` (equivalently: the two-sided ppp is below ``1 - ci_prob`` even at
+        the upper end of its Monte Carlo interval). With the defaults: 0 of 20 is not (0.117),
+        0 of 100 is (0.0247), 1 of 200 is (0.0231), 2 of 200 is not (0.0317).
+    """
+    if n <= 0:
+        return False
+    _, hi = ppp_interval(min(upper_count, lower_count), n, mc_prob)
+    return hi < (1.0 - ci_prob) / 2.0
+
+
 def summarise_statistics(
-    observed: pd.Series, replicated: pd.DataFrame, *, ci_prob: float = CI_PROB
+    observed: pd.Series,
+    replicated: pd.DataFrame,
+    *,
+    ci_prob: float = CI_PROB,
+    mc_prob: float = MC_PROB,
+    n_computed: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """Observed value against the replicated distribution, per statistic.
 
@@ -400,15 +522,26 @@ def summarise_statistics(
         One column per statistic key, one row per replicate (NaN: undefined or not computed).
     ci_prob
         Probability of the central interval (default 0.95).
+    mc_prob
+        Probability of the Monte Carlo interval of each ppp (default :data:`MC_PROB`).
+    n_computed
+        Statistic key -> replicates it was computed on, where fewer than all rows (the mixed
+        model's); reported as ``n_replicates``.
 
     Returns
     -------
     pandas.DataFrame
         One row per statistic: ``key, name, period, marker, term, observed, rep_median, rep_lo,
-        rep_hi, ppp`` (P(T_rep >= T_obs)), ``ppp_two_sided``, ``n_valid``, ``outside`` (observed
-        outside [rep_lo, rep_hi]; NA when it cannot be judged) and ``description``.
+        rep_hi, ppp`` (P(T_rep >= T_obs)), ``ppp_mcse, ppp_mc_lo, ppp_mc_hi`` (its Monte Carlo
+        standard error and interval), ``ppp_two_sided, ppp_two_sided_mcse, ppp_two_sided_mc_hi``,
+        ``n_valid`` (replicates the ppp is estimated from), ``n_replicates`` (replicates the
+        statistic was computed on), ``beyond_interval`` (observed outside [rep_lo, rep_hi], the
+        point estimate's verdict), ``outside`` (beyond it clear of Monte Carlo error:
+        :func:`clearly_outside`; NA when it cannot be judged) and ``description``. See the
+        module docstring.
     """
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    n_computed = dict(n_computed or {})
     rows = []
     for key in observed.index:
         name, index = _split_key(str(key))
@@ -421,14 +554,34 @@ def summarise_statistics(
             med, lo, hi = (float(v) for v in np.quantile(valid, [0.5, lo_q, hi_q]))
         else:
             med = lo = hi = math.nan
+        nan = math.nan
+        mc = {
+            "ppp": nan,
+            "ppp_mcse": nan,
+            "ppp_mc_lo": nan,
+            "ppp_mc_hi": nan,
+            "ppp_two_sided": nan,
+            "ppp_two_sided_mcse": nan,
+            "ppp_two_sided_mc_hi": nan,
+        }
+        beyond: object = pd.NA
+        outside: object = pd.NA
         if n_valid and math.isfinite(obs):
-            upper = float(np.mean(valid >= obs))
-            lower = float(np.mean(valid <= obs))
-            ppp, ppp2 = upper, min(1.0, 2.0 * min(upper, lower))
-            outside: object = bool(obs < lo or obs > hi)
-        else:
-            ppp = ppp2 = math.nan
-            outside = pd.NA
+            n_up, n_low = int(np.sum(valid >= obs)), int(np.sum(valid <= obs))
+            n_tail = min(n_up, n_low)
+            upper, lower = n_up / n_valid, n_low / n_valid
+            ppp_lo, ppp_hi = ppp_interval(n_up, n_valid, mc_prob)
+            mc = {
+                "ppp": upper,
+                "ppp_mcse": ppp_mcse(n_up, n_valid),
+                "ppp_mc_lo": ppp_lo,
+                "ppp_mc_hi": ppp_hi,
+                "ppp_two_sided": min(1.0, 2.0 * min(upper, lower)),
+                "ppp_two_sided_mcse": 2.0 * ppp_mcse(n_tail, n_valid),
+                "ppp_two_sided_mc_hi": min(1.0, 2.0 * ppp_interval(n_tail, n_valid, mc_prob)[1]),
+            }
+            beyond = bool(obs < lo or obs > hi)
+            outside = clearly_outside(n_up, n_low, n_valid, ci_prob=ci_prob, mc_prob=mc_prob)
         rows.append(
             {
                 "key": str(key),
@@ -440,18 +593,20 @@ def summarise_statistics(
                 "rep_median": med,
                 "rep_lo": lo,
                 "rep_hi": hi,
-                "ppp": ppp,
-                "ppp_two_sided": ppp2,
+                **mc,
                 "n_valid": n_valid,
-                "n_replicates": len(replicated),
+                "n_replicates": int(n_computed.get(str(key), len(replicated))),
+                "beyond_interval": beyond,
                 "outside": outside,
                 "description": description,
             }
         )
     out = pd.DataFrame(rows)
     if len(out):
+        out["beyond_interval"] = out["beyond_interval"].astype("boolean")
         out["outside"] = out["outside"].astype("boolean")
     out.attrs["ci_prob"] = ci_prob
+    out.attrs["mc_prob"] = mc_prob
     return out
 
 
@@ -552,6 +707,9 @@ class PPCResult:
         Per-observation PIT / LOO-PIT and its per-marker summary (``None`` when skipped).
     calibration
         Mortality calibration (``None`` without a mortality submodel or when skipped).
+    landmarks
+        Dynamic prediction: leave-patient-out death risk from the data up to each landmark day,
+        Brier and AUC per landmark (:func:`~bayesct.checks.calibration.landmark_accuracy`).
     loo
         Patient-level PSIS-LOO of the fit (``None`` when skipped).
     comparison
@@ -569,6 +727,7 @@ class PPCResult:
     pit: pd.DataFrame | None = None
     pit_summary: pd.DataFrame | None = None
     calibration: MortalityCalibration | None = None
+    landmarks: pd.DataFrame | None = None
     loo: dict[str, Any] | None = None
     comparison: pd.DataFrame | None = None
     comparisons: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -581,8 +740,16 @@ class PPCResult:
 
     @property
     def n_outside(self) -> int:
-        """Statistics whose observed value lies outside the central interval of the replicates."""
+        """Statistics whose observed value lies outside the replicates' central interval, clear of MC error."""
         return int(self.statistics["outside"].fillna(False).astype(bool).sum())
+
+    @property
+    def n_within_mc(self) -> int:
+        """Statistics beyond the central interval by the point estimate only (within Monte Carlo error)."""
+        if "beyond_interval" not in self.statistics:
+            return 0
+        beyond = self.statistics["beyond_interval"].fillna(False).astype(bool)
+        return int((beyond & ~self.statistics["outside"].fillna(False).astype(bool)).sum())
 
     @property
     def n_judged(self) -> int:
@@ -597,10 +764,12 @@ class PPCResult:
             "n_statistics": len(self.statistics),
             "n_judged": self.n_judged,
             "n_outside": self.n_outside,
+            "n_within_mc": self.n_within_mc,
             "statistics": _records(self.statistics),
             "findings": _records(self.findings),
             "pit": _records(self.pit_summary),
             "calibration": self.calibration.to_dict() if self.calibration is not None else None,
+            "landmarks": _records(self.landmarks),
             "loo": self.loo,
             "comparison": _records(self.comparison),
             "comparisons": {k: _records(v) for k, v in self.comparisons.items()},
@@ -611,25 +780,48 @@ class PPCResult:
         return json.dumps(self.to_dict(), indent=2)
 
     def summary(self) -> str:
-        """A few human lines: statistics outside their interval, each finding's share."""
+        """Human lines: the levels, every statistic's ppp with its Monte Carlo error, the flags, findings."""
         pct = f"{100 * self.ci_prob:.0f}%"
+        mc_pct = f"{100 * float(self.meta.get('mc_prob', MC_PROB)):.0f}%"
         lines = [
-            f"Posterior predictive check ({self.meta.get('level')} level, {len(self.replicated)} replicates; "
-            f"mixed model on {self.meta.get('mixed_replicates')} of them)",
+            f"Posterior predictive check ({len(self.replicated)} replicates; mixed model on "
+            f"{self.meta.get('mixed_replicates')} of them)",
+            f"  Levels: {self.meta.get('levels', self.meta.get('level'))}",
             f"  {self.n_outside} of {self.n_judged} statistics fall outside the central {pct} interval "
-            "of their replicates:",
+            f"of their replicates, clear of Monte Carlo error (two-sided ppp below {1 - self.ci_prob:.2g} "
+            f"even at the upper end of its {mc_pct} Monte Carlo interval); {self.n_within_mc} more only "
+            "by the point estimate, within Monte Carlo error (more replicates would settle them).",
+            f"    {'statistic':<30} {'level':<8} {'observed':>9}  {'replicated [' + pct + ']':<28} "
+            f"{'ppp ± MC SE':<14} {'2-sided (MC hi)':<16} {'n':>7}",
         ]
-        out = self.statistics.loc[self.statistics["outside"].fillna(False).astype(bool)]
-        for _, r in out.iterrows():
+        st = self.statistics
+        for _, r in st.iterrows():
+            if pd.isna(r["outside"]):
+                flag = "not judged"
+            elif bool(r["outside"]):
+                flag = "OUTSIDE"
+            elif bool(r.get("beyond_interval", False)):
+                flag = "beyond, within MC error"
+            else:
+                flag = ""
+            rep = f"{r['rep_median']:.3g} [{r['rep_lo']:.3g}, {r['rep_hi']:.3g}]"
+            ppp = f"{r['ppp']:.3f} ± {r['ppp_mcse']:.3f}" if math.isfinite(r["ppp"]) else "NA"
+            two = (
+                f"{r['ppp_two_sided']:.3f} ({r['ppp_two_sided_mc_hi']:.3f})"
+                if math.isfinite(r["ppp_two_sided"])
+                else "NA"
+            )
+            n = f"{r['n_valid']}/{r['n_replicates']}"
             lines.append(
-                f"    {r['key']}: observed {r['observed']:.3g}, replicated {r['rep_median']:.3g} "
-                f"[{r['rep_lo']:.3g}, {r['rep_hi']:.3g}], ppp {r['ppp']:.3f}"
+                f"    {r['key']:<30} {r.get('level', ''):<8} {r['observed']:>9.3g}  {rep:<28} {ppp:<14} "
+                f"{two:<16} {n:>7}  {flag}".rstrip()
             )
         lines.append("  Findings of the paper (share of replicates reproducing it):")
         for _, f in self.findings.iterrows():
             share = "NA" if pd.isna(f["reproduced_share"]) else f"{100 * f['reproduced_share']:.0f}%"
             obs = "NA" if pd.isna(f["observed_reproduced"]) else ("yes" if f["observed_reproduced"] else "no")
-            lines.append(f"    {f['finding']:<34} {share:>5} (n={f['n_valid']}); observed: {obs}")
+            level = f" [{f['level']}]" if f.get("level") else ""
+            lines.append(f"    {f['finding']:<34} {share:>5} (n={f['n_valid']}){level}; observed: {obs}")
         if self.pit_summary is not None:
             lines.append(
                 "  LOO-PIT (KS p-value vs uniform): "
@@ -645,6 +837,8 @@ class PPCResult:
                 f"expected (LOO); Brier {s['brier_loo']:.3f}, AUC {s['auc_loo']:.3f} (risks from each "
                 "patient's scans and labs, not their outcome; θ leave-patient-out)"
             )
+        if self.landmarks is not None:
+            lines.extend("  " + line for line in landmark_lines(self.landmarks))
         if self.loo is not None:
             lines.append(
                 f"  Patient-level PSIS-LOO elpd {self.loo['elpd']:.1f} (SE {self.loo['se']:.1f}); "
@@ -692,12 +886,53 @@ class PPCResult:
             p = out / "calibration.csv"
             self.calibration.bins.to_csv(p, index=False)
             paths.append(p)
+        if self.landmarks is not None:
+            p = out / "landmarks.csv"
+            self.landmarks.to_csv(p, index=False)
+            paths.append(p)
         if self.comparison is not None:
             p = out / "loo_compare.csv"
             self.comparison.to_csv(p, index=False)
             paths.append(p)
         paths.extend(figures.write_figures(self, out / "figures"))
         return paths
+
+
+_FINDING_STATISTIC: tuple[tuple[str, str], ...] = (
+    ("period_", "ct_mw_p"),
+    ("tau_sign_", "kendall_tau"),
+    ("ct_coef_", "logistic_coef"),
+    ("day_coef_", "logistic_coef"),
+)
+
+
+def finding_statistic(finding: str) -> str:
+    """The statistic family a finding of :func:`judge_findings` is judged from."""
+    for prefix, name in _FINDING_STATISTIC:
+        if finding.startswith(prefix):
+            return name
+    return ""
+
+
+def statistic_level(
+    name: str, *, level: str = DEFAULT_LEVEL, outcome_level: str = DEFAULT_OUTCOME_LEVEL
+) -> str:
+    """The replication level a statistic family is computed at: ``outcome_level`` for outcome contrasts."""
+    return outcome_level if name in OUTCOME_STATISTICS else level
+
+
+def levels_text(level: str, outcome_level: str) -> str:
+    """One sentence naming the level of each group of statistics, and why."""
+    why = {
+        "new": "fresh patient effects and deaths from the model",
+        "patients": "the patients' effects, fitted given the observed deaths, and the observed "
+        "outcome: these contrasts are reproduced partly by construction",
+    }
+    other = ", ".join(n for n in STATISTICS if n not in OUTCOME_STATISTICS)
+    return (
+        f"outcome contrasts ({', '.join(OUTCOME_STATISTICS)}) at '{outcome_level}' ({why[outcome_level]}); "
+        f"{other} at '{level}'"
+    )
 
 
 def _check_judge(observed: dict[str, float], classical: pd.DataFrame) -> None:
@@ -716,10 +951,12 @@ def posterior_predictive_check(
     fit: FitResult,
     *,
     replicates: int = 200,
-    level: Level = "patients",
+    level: Level = DEFAULT_LEVEL,
+    outcome_level: Level = DEFAULT_OUTCOME_LEVEL,
     seed: int = 0,
     mixed_replicates: int = DEFAULT_MIXED_REPLICATES,
     ci_prob: float = CI_PROB,
+    mc_prob: float = MC_PROB,
     standard_checks: bool = True,
     check_draws: int = 1000,
     compare: dict[str, FitResult] | None = None,
@@ -733,13 +970,19 @@ def posterior_predictive_check(
     replicates
         Replicated cohorts (one posterior draw each).
     level
-        ``"patients"`` or ``"new"`` (see the module docstring).
+        Level (``"patients"`` or ``"new"``, see the module docstring) of the statistics that do
+        not involve the outcome (Kendall's tau); default ``"patients"``.
+    outcome_level
+        Level of the outcome contrasts (:data:`OUTCOME_STATISTICS`); default ``"new"`` (fresh
+        effects and deaths: at ``"patients"`` the effects were fitted given the observed deaths).
     seed
         Random seed (replication and standard checks).
     mixed_replicates
         Replicates (the first ones) on which the mixed model also runs; 0 skips it.
     ci_prob
         Probability of the central intervals (default 0.95).
+    mc_prob
+        Probability of each ppp's Monte Carlo interval, which decides ``outside`` (default 0.95).
     standard_checks
         Also compute PIT / LOO-PIT, mortality calibration and the fit's patient-level PSIS-LOO.
     check_draws
@@ -753,20 +996,28 @@ def posterior_predictive_check(
     """
     _check_fit(fit)
     _check_level(level)
+    _check_level(outcome_level)
     if replicates < 1:
         raise PPCError(f"the number of replicates must be >= 1, got {replicates}")
     if mixed_replicates < 0:
         raise PPCError(f"mixed_replicates must be >= 0, got {mixed_replicates}")
-    if not 0.0 < ci_prob < 1.0:
-        raise PPCError(f"ci_prob must be in (0, 1), got {ci_prob}")
+    for label, prob in (("ci_prob", ci_prob), ("mc_prob", mc_prob)):
+        if not 0.0 < prob < 1.0:
+            raise PPCError(f"{label} must be in (0, 1), got {prob}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    reps = replicate_set(fit, n=replicates, level=level, seed=seed)
+    # the same seed: replicate r of both sets uses the same posterior draw
+    reps_out = replicate_set(fit, n=replicates, level=outcome_level, seed=seed)
+    reps_oth = (
+        reps_out if level == outcome_level else replicate_set(fit, n=replicates, level=level, seed=seed)
+    )
     timings["replicate"] = time.perf_counter() - t0
     cohort = fit.cohort
     mixed_markers = tuple(m for m in fit.design.markers)
     n_mixed = min(mixed_replicates, replicates)
-    deaths = DIED in reps.values
+    deaths = DIED in reps_out.values
+    out_families = [f for f in SCAN_STATISTICS if f in OUTCOME_STATISTICS]
+    oth_families = [f for f in SCAN_STATISTICS if f not in OUTCOME_STATISTICS]
 
     t0 = time.perf_counter()
     obs = table_statistics(cohort, mixed_markers=mixed_markers if n_mixed else None, deaths=deaths)
@@ -783,9 +1034,13 @@ def posterior_predictive_check(
     mat = np.full((replicates, len(keys)), np.nan)
     t_scan = t_mixed = 0.0
     for r in range(replicates):
-        rep = reps.cohort(r)
+        rep = reps_out.cohort(r)
         ts = time.perf_counter()
-        st = table_statistics(rep, deaths=deaths)
+        if reps_oth is reps_out:
+            st = table_statistics(rep, deaths=deaths)
+        else:
+            st = table_statistics(rep, deaths=deaths, families=out_families)
+            st.update(table_statistics(reps_oth.cohort(r), families=oth_families))
         t_scan += time.perf_counter() - ts
         if r < n_mixed:
             ts = time.perf_counter()
@@ -797,7 +1052,15 @@ def posterior_predictive_check(
     replicated = pd.DataFrame(mat, columns=keys)
     replicated.index.name = "replicate"
     replicated_findings = judge_findings(replicated)
-    statistics = summarise_statistics(pd.Series(obs), replicated, ci_prob=ci_prob)
+    n_computed = {k: n_mixed for k in keys if _split_key(k)[0] == "mixed_p"}
+    statistics = summarise_statistics(
+        pd.Series(obs), replicated, ci_prob=ci_prob, mc_prob=mc_prob, n_computed=n_computed
+    )
+    statistics.insert(
+        list(statistics.columns).index("observed"),
+        "level",
+        [statistic_level(str(n), level=level, outcome_level=outcome_level) for n in statistics["name"]],
+    )
     if n_mixed:
         is_mixed = statistics["name"] == "mixed_p"
         statistics["note"] = np.where(
@@ -810,11 +1073,20 @@ def posterior_predictive_check(
         sel = statistics["marker"] == lab
         statistics.loc[sel, "note"] = "lab not in the model: its observed values are kept in every replicate"
     findings = summarise_findings(obs_findings, replicated_findings)
+    findings.insert(
+        list(findings.columns).index("observed_value"),
+        "level",
+        [
+            statistic_level(finding_statistic(str(fid)), level=level, outcome_level=outcome_level)
+            for fid in findings["finding"]
+        ],
+    )
 
     pit = pit_sum = None
     calibration = None
+    landmarks = None
     loo = None
-    notes = list(reps.notes)
+    notes = list(dict.fromkeys([*reps_out.notes, *reps_oth.notes]))
     if standard_checks:
         t0 = time.perf_counter()
         pm = PosteriorModel.from_fit(fit, max_draws=check_draws, seed=seed)
@@ -822,6 +1094,7 @@ def posterior_predictive_check(
         pit_sum = pit_summary(pit, ci_prob=ci_prob)
         if fit.spec.mortality:
             calibration = mortality_calibration(fit, ci_prob=ci_prob, seed=seed, model=pm)
+            landmarks = landmark_accuracy(fit, seed=seed, model=pm)
         else:
             notes.append(f"model '{fit.spec.name}' has no mortality submodel: no mortality calibration")
         loo = patient_loo(fit, seed=seed, model=pm)
@@ -852,18 +1125,33 @@ def posterior_predictive_check(
     meta = {
         "model": fit.spec.name,
         "level": level,
+        "outcome_level": outcome_level,
+        "outcome_statistics": list(OUTCOME_STATISTICS),
+        "levels": levels_text(level, outcome_level),
         "replicates": replicates,
         "mixed_replicates": n_mixed,
         "seed": seed,
         "ci_prob": ci_prob,
+        "mc_prob": mc_prob,
         "interval": f"central (equal-tailed) {100 * ci_prob:.0f}% interval of the replicated statistic",
         "ppp": "ppp = P(T_rep >= T_obs) over valid replicates (upper tail); "
         "ppp_two_sided = min(1, 2 min(P(T_rep >= T_obs), P(T_rep <= T_obs)))",
+        "ppp_mcse": "Monte Carlo SE of a ppp x / R from R = n_valid replicates: sqrt(p (1 - p) / R) at the "
+        "Jeffreys estimate p = (x + 1/2) / (R + 1); ppp_mc_lo/hi: central "
+        f"{100 * mc_prob:.0f}% Jeffreys interval (Beta(x + 1/2, R - x + 1/2) quantiles); "
+        "ppp_two_sided_mcse / _mc_hi: twice those of the smaller tail",
+        "outside": f"observed beyond the central {100 * ci_prob:.0f}% interval clear of Monte Carlo "
+        f"error: the upper end of the smaller tail's {100 * mc_prob:.0f}% Monte Carlo interval is "
+        f"below {(1 - ci_prob) / 2:.3g} (ppp_two_sided_mc_hi < {1 - ci_prob:.3g}); beyond_interval: "
+        "the point estimate's verdict (observed outside [rep_lo, rep_hi])",
         "n_valid": "replicates where the statistic is defined (undefined ones, e.g. a period without "
-        "non-survivor scans or a separated logistic fit, are NaN and excluded)",
+        "non-survivor scans or a separated logistic fit, are NaN and excluded), out of n_replicates "
+        "(those it was computed on)",
         "mixed_model": f"the mixed model's group x period test runs on the first {n_mixed} of "
-        f"{replicates} replicates only (~0.15 s per marker)",
-        "replicated_markers": list(reps.replicated_markers),
+        f"{replicates} replicates only (~0.1 s per marker)",
+        "replicates_csv": "row r of ppc_replicates.csv: replicate r at each statistic's level "
+        "(the same posterior draw at both levels)",
+        "replicated_markers": list(reps_out.replicated_markers),
         "died": "replicated" if deaths else "observed (fixed)",
         "notes": notes,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
@@ -877,6 +1165,7 @@ def posterior_predictive_check(
         pit=pit,
         pit_summary=pit_sum,
         calibration=calibration,
+        landmarks=landmarks,
         loo=loo,
         comparison=comparison,
         comparisons=comparisons,
@@ -890,7 +1179,9 @@ def run_cli(args: argparse.Namespace) -> int:
     """The ``bayesct check`` subcommand, from parsed arguments.
 
     ``args`` carries ``fit_dir, out, replicates, level, seed, compare`` (a list of other fit
-    folders, possibly empty) and optionally ``mixed_replicates``. Prints a short summary and the
+    folders, possibly empty) and optionally ``outcome_level`` (default ``new``) and
+    ``mixed_replicates``. Prints a short summary (the levels, every ppp with its Monte Carlo
+    error, the statistics outside their interval, the findings) and the
     output paths; a fit that failed its convergence gates gets a loud WARNING on stderr and
     ``"converged": false`` in ``ppc.json``. User errors raise :class:`~bayesct.errors.BayesctError`.
     """
@@ -898,8 +1189,10 @@ def run_cli(args: argparse.Namespace) -> int:
     if not fit_dir.is_dir():
         raise PPCError(f"fit folder {fit_dir} does not exist")
     replicates = int(getattr(args, "replicates", 200))
-    level = str(getattr(args, "level", "patients"))
+    level = str(getattr(args, "level", DEFAULT_LEVEL))
     _check_level(level)
+    outcome_level = str(getattr(args, "outcome_level", DEFAULT_OUTCOME_LEVEL))
+    _check_level(outcome_level)
     if replicates < 1:
         raise PPCError(f"--replicates must be >= 1, got {replicates}")
     fit = FitResult.load(fit_dir)
@@ -924,6 +1217,7 @@ def run_cli(args: argparse.Namespace) -> int:
         fit,
         replicates=replicates,
         level=level,  # type: ignore[arg-type]
+        outcome_level=outcome_level,  # type: ignore[arg-type]
         seed=int(getattr(args, "seed", 0)),
         mixed_replicates=int(getattr(args, "mixed_replicates", DEFAULT_MIXED_REPLICATES)),
         compare=others or None,

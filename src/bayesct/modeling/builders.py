@@ -14,7 +14,9 @@ r"""PyMC graphs of the bayesct model families.
     with :math:`f_k` a cubic B-spline with independent normal priors on its
     coefficients, :math:`g(t) = (t - t_c)/t_s`, the shared severity
     :math:`u_i` (or all effects :math:`b_i`) drawn from one MvNormal with an
-    LKJ-Cholesky covariance, non-centred. The CT score is beta-binomial (or
+    LKJ-Cholesky covariance, non-centred (with ``severity_law = "sinh_arcsinh"`` the
+    severity level's standardised coordinate is skewed instead,
+    :mod:`bayesct.effect_law`, the covariance unchanged). The CT score is beta-binomial (or
     binomial) with 24 trials on :math:`\mathrm{logit}^{-1}\eta`, or, with
     ``ct_likelihood = "zone_sum"``, the sum of six exchangeable lung zones, each
     ordinal 0-4 with :math:`P(Y_z \le j) = \mathrm{logit}^{-1}(c_j - \eta)`
@@ -49,10 +51,17 @@ r"""PyMC graphs of the bayesct model families.
     operations, for backends that cannot run those kernels (JAX).
 
 ``scan_logistic`` family
+    A weighted pseudo-likelihood, not a generative model: with :math:`n_i` the scans of
+    patient :math:`i`,
+
     .. math::
 
-        \mathrm{logit}\,P(\text{died}_i \mid \text{scan } j) = \alpha + \beta_1 x^{ct}_{ij}
-        + \beta_2 x^{day}_{ij} + r_i, \quad r_i \sim N(0, \sigma_r)
+        \mathrm{logit}\,p_{ij} = \alpha + \beta_1 x^{ct}_{ij} + \beta_2 x^{day}_{ij},
+        \qquad \ell(\alpha, \beta) = \sum_i \frac{1}{n_i} \sum_{j=1}^{n_i}
+        \log \operatorname{Bernoulli}(\text{died}_i \mid p_{ij}),
+
+    so that each patient's outcome enters with total weight one (no patient intercept:
+    with one outcome per patient it is not identified).
 
 Priors come from the spec; nothing numeric is hard-coded here but the
 structural constants (24 CT trials, the CT loading fixed at 1).
@@ -68,6 +77,7 @@ import pytensor.tensor as pt
 from pymc.distributions.dist_math import binomln
 
 from bayesct.constants import CT, CT_MAX, CT_ZONES, GROUP_LABELS, LAB_DIRECTION, N_ZONES, ZONE_MAX
+from bayesct.effect_law import standardised_from_normal
 from bayesct.likelihoods import PMF_FLOOR, cs_normal_logpdf, zone_draw, zone_sum_draw
 from bayesct.modeling.design import (
     SCAN_TERMS,
@@ -75,6 +85,7 @@ from bayesct.modeling.design import (
     linear_spline_coef,
     scan_term_scaling,
     scan_terms,
+    scan_weights,
     spline_basis,
     time_transform,
     to_model_scale,
@@ -317,6 +328,13 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             pm.Deterministic("severity_rho", corr[0, 1])
             # The chol starts near the identity, so z's start is the severity's (UNJITTERED_START).
             z, z_mean = _cohort_mean_split("severity", design.n_patients, ct_severity_start(design))
+            if spec.severity_law == "sinh_arcsinh":
+                # The level's standardised coordinate is a smooth increasing map of the normal z
+                # (bayesct.effect_law); the curves are then centred at the mapped effects' mean.
+                skew = prior_var(spec, "severity_skew")
+                w0 = standardised_from_normal(z[:, 0], skew, pt)
+                z = pt.stack([w0, z[:, 1]], axis=1)
+                z_mean = pt.mean(z, axis=0)
             u = pm.Deterministic("severity", pt.dot(z, chol.T), dims=("patient", "effect"))
             u_mean = pt.dot(chol, z_mean)  # the cohort mean of the severity effects
             if K > 1:
@@ -726,22 +744,37 @@ def _sd_dist(spec: ModelSpec, pname: str, scale: np.ndarray):
 
 
 def build_scan_logistic(design: Design) -> pm.Model:
-    """The PyMC model of the ``scan_logistic`` family (Table 3 counterpart)."""
+    """The PyMC model of the ``scan_logistic`` family (Table 3 counterpart), a weighted pseudo-likelihood.
+
+    Each scan :math:`j` of patient :math:`i` has the log-odds of the patient's death
+    ``mort_intercept + mort_beta . x_ij`` (:func:`scan_terms`); its Bernoulli log-likelihood
+    enters the log-density weighted by :math:`1/n_i` (:func:`scan_weights`, :math:`n_i` the
+    patient's number of scans), through the ``pm.Potential`` ``died_weighted_loglik`` (one
+    value per scan), so that each patient's outcome counts once in total rather than once per
+    scan. This is a pseudo-likelihood, not the density of a generative model: there is no
+    observed node, and prior or posterior predictive sampling replicates no deaths.
+
+    Where each scan's log-odds is right, the variance of a patient's weighted score is at most
+    its weighted curvature (the variance of a mean is at most the mean of the variances), so
+    the posterior is asymptotically no narrower than the robust (sandwich) interval; with
+    unweighted per-scan terms its variance could be up to :math:`n_i` times too small. There is no
+    patient intercept: with one outcome per patient its SD is not identified.
+    """
     spec = design.spec
     ct = design.ct
     coords = design.coords()
     coords["scan"] = list(range(len(ct.value)))
     coords["term"] = list(SCAN_TERMS)
     X = scan_terms(spec, ct.value, ct.day)
+    sign = 2.0 * design.died[ct.patient].astype(float) - 1.0  # +1 died, -1 survived
+    weight = scan_weights(ct.patient)
     with pm.Model(coords=coords) as model:
         a0 = prior_var(spec, "mort_intercept")
         beta = prior_var(spec, "mort_beta", dims="term")
-        sd = prior_var(spec, "patient_sd")
-        z = pm.Normal("patient_z", 0.0, 1.0, dims="patient")
-        r = pm.Deterministic("patient_effect", z * sd, dims="patient")
         pm.Deterministic("coef_per_unit", beta / scan_term_scaling(spec)[1], dims="term")
-        logit_p = a0 + pt.dot(X, beta) + r[ct.patient]
-        pm.Bernoulli("died_obs", logit_p=logit_p, observed=design.died[ct.patient], dims="scan")
+        logit_p = a0 + pt.dot(X, beta)
+        # log Bernoulli(died | expit(logit_p)) = -log(1 + exp(-sign * logit_p))
+        pm.Potential("died_weighted_loglik", -weight * pt.log1pexp(-sign * logit_p), dims="scan")
     return model
 
 

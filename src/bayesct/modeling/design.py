@@ -158,6 +158,14 @@ def scan_terms(spec: ModelSpec, score: np.ndarray, day: np.ndarray) -> np.ndarra
     return (x - centre) / scale
 
 
+def scan_weights(patient: np.ndarray) -> np.ndarray:
+    """Per scan, 1 / (its patient's number of scans): the weight of the scan's Bernoulli term in the
+    ``scan_logistic`` pseudo-likelihood, so that each patient's outcome carries total weight one."""
+    patient = np.asarray(patient, np.int64)
+    counts = np.bincount(patient)
+    return 1.0 / counts[patient]
+
+
 def covariate_matrix(
     patients: pd.DataFrame,
     spec: ModelSpec,

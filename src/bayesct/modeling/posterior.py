@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
+from bayesct.effect_law import EffectLaw
 from bayesct.errors import SpecError
 from bayesct.likelihoods import CTLikelihood, LabLikelihood
 from bayesct.modeling.builders import lab_marginal_logp, labs_groups
@@ -97,11 +98,16 @@ class PosteriorModel:
         """(S, n_patients, E) the cohort's own patients' effects (posterior draws)."""
         return self.draws["severity"] if self.factor else self.draws["re"]
 
+    @cached_property
+    def effect_law(self) -> EffectLaw:
+        """The effects' population law per draw (covariance and, if skewed, the level's skew)."""
+        chol = np.linalg.cholesky(self.covariance() + 1e-12 * np.eye(len(self.effect_names)))
+        skew = self.draws["severity_skew"] if self.spec.severity_law == "sinh_arcsinh" else None
+        return EffectLaw(chol, None if skew is None else np.asarray(skew, float).reshape(-1))
+
     def new_effects(self, rng: np.random.Generator, n: int, *, n_per_draw: int | None = None) -> np.ndarray:
         """(S, n, E) fresh effects from the population distribution of each draw."""
-        chol = np.linalg.cholesky(self.covariance() + 1e-12 * np.eye(len(self.effect_names)))
-        z = rng.standard_normal((self.n_draws, n, chol.shape[-1]))
-        return np.einsum("snj,skj->snk", z, chol)
+        return self.effect_law.draw(rng, n)
 
     def has_specific(self) -> bool:
         return self.factor and "specific_sd" in self.draws

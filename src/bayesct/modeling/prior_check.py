@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pymc as pm
+from scipy.special import expit
 
 from bayesct.constants import CI_PROB
 from bayesct.data.cohort import Cohort
-from bayesct.modeling.design import build_design, from_model_scale
+from bayesct.modeling.design import Design, build_design, from_model_scale, scan_terms, scan_weights
 from bayesct.modeling.fit import JointModel
 from bayesct.modeling.spec import ModelSpec
 
@@ -30,11 +33,16 @@ def prior_predictive_check(
 
     Labs whose specific intercepts are integrated out of the likelihood (the
     ``joint`` spec) have no observed node to draw from; they are reported as
-    not replicated.
+    not replicated. The ``scan_logistic`` pseudo-likelihood has no observed node
+    either: its deaths are drawn per patient from the prior draws, with the mean of
+    the patient's per-scan probabilities (each scan weighted ``1/n_i``, as in the
+    pseudo-likelihood).
     """
     model = JointModel(spec)
     design = build_design(cohort, model.spec)
-    with model.build(cohort):
+    with model.build(cohort), warnings.catch_warnings():
+        # scan_logistic: its Potential is the likelihood, which a prior draw rightly ignores
+        warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
         prior = pm.sample_prior_predictive(draws=draws, random_seed=seed)
     pp = prior["prior_predictive"].to_dataset() if "prior_predictive" in prior.children else None
     a = (1 - ci_prob) / 2
@@ -81,9 +89,15 @@ def prior_predictive_check(
         for k, lab in enumerate(design.lab_names, start=1):
             mask = design.labs.marker == k
             row(lab, from_model_scale(lab, design.labs.value[mask]), None)
-    if pp is not None and "died_obs" in pp:
+    deaths = None
+    note = "share of patients, not a median"
+    if model.spec.family == "scan_logistic":
+        deaths = _scan_logistic_deaths(prior["prior"].to_dataset(), design, seed)
+        note += "; each patient's death drawn with the mean of its scans' probabilities"
+    elif pp is not None and "died_obs" in pp:
         rep = pp["died_obs"].stack(s=("chain", "draw")).transpose("s", ...).values
         deaths = rep.mean(axis=-1)
+    if deaths is not None:
         lo, med, hi = np.quantile(deaths, [a, 0.5, 1 - a])
         rows.append(
             {
@@ -93,10 +107,26 @@ def prior_predictive_check(
                 "prior_lo": float(lo),
                 "prior_hi": float(hi),
                 "share_outside_observed_range": np.nan,
-                "note": "share of patients, not a median",
+                "note": note,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _scan_logistic_deaths(prior, design: Design, seed: int) -> np.ndarray:
+    """(S,) share of patients who died in each prior draw of a ``scan_logistic`` model: patient i
+    dies with probability ``sum_j p_ij / n_i`` over its scans (the pseudo-likelihood's weights)."""
+
+    def draws(name: str) -> np.ndarray:
+        return np.asarray(prior[name].stack(s=("chain", "draw")).transpose("s", ...).values)
+
+    ct = design.ct
+    eta = draws("mort_intercept")[:, None] + draws("mort_beta") @ scan_terms(design.spec, ct.value, ct.day).T
+    weighted = expit(eta) * scan_weights(ct.patient)
+    p = np.zeros((eta.shape[0], design.n_patients))
+    np.add.at(p.T, ct.patient, weighted.T)
+    rng = np.random.default_rng(seed)
+    return (rng.random(p.shape) < p).mean(axis=-1)
 
 
 def _ct_totals(pp, design) -> np.ndarray:

@@ -20,6 +20,11 @@ that specs saved with older fits rebuild the same model) samples each loading wi
 :data:`~bayesct.constants.LAB_DIRECTION` and reads the ``loading`` prior as the law of
 the magnitude: ``Normal(0, s)`` as ``HalfNormal(s)`` and ``StudentT(nu, 0, s)`` as
 ``HalfStudentT(nu, s)`` (a HalfNormal, HalfStudentT or Exponential prior is used as is).
+
+``[random_effects] severity_law`` (factor structure only) is the population law of the
+severity's level: ``"normal"`` (the default when absent) or ``"sinh_arcsinh"``, a
+skewed law with one parameter ``severity_skew`` (its prior required;
+:mod:`bayesct.effect_law`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bayesct.constants import LAB_DIRECTION, MARKERS
+from bayesct.effect_law import SEVERITY_LAWS
 from bayesct.errors import SpecError
 from bayesct.likelihoods import CT_FAMILIES
 
@@ -40,7 +46,14 @@ Structure = Literal["factor", "full"]
 Association = Literal["value", "slope", "shared"]
 LoadingSigns = Literal["known", "free"]
 
-SPEC_NAMES: tuple[str, ...] = ("joint", "joint_zones", "ct_only", "descriptive", "scan_logistic")
+SPEC_NAMES: tuple[str, ...] = (
+    "joint",
+    "joint_normal",
+    "joint_zones",
+    "ct_only",
+    "descriptive",
+    "scan_logistic",
+)
 # [sampler] holds these settings for every sampler, and [sampler.NAME] tables override them for one.
 SAMPLER_KEYS: tuple[str, ...] = ("draws", "tune", "chains")
 SAMPLER_NAMES: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
@@ -104,6 +117,8 @@ class ModelSpec:
     priors: dict[str, Prior]
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
     path: str | None = None
+    #: population law of the severity level (factor structure): "normal" or "sinh_arcsinh"
+    severity_law: str = "normal"
 
     def prior(self, name: str) -> Prior:
         try:
@@ -228,6 +243,13 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
         )
     if any(s not in MARKERS for s in slopes):
         raise fail(f"random_effects.slopes must name markers among {', '.join(MARKERS)}")
+    severity_law = re.get("severity_law", "normal")
+    if severity_law not in SEVERITY_LAWS:
+        raise fail(
+            f"random_effects.severity_law must be one of {', '.join(SEVERITY_LAWS)}, got {severity_law!r}"
+        )
+    if severity_law != "normal" and structure != "factor":
+        raise fail("random_effects.severity_law applies to the factor structure only")
 
     mo = section("mortality")
     mortality = bool(mo.get("enabled", family == "joint"))
@@ -271,6 +293,8 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
             raise fail(f"priors.{pname}: unknown distribution {dist!r}; use one of {sorted(_DISTS)}")
         params = {k: float(v) for k, v in p.items() if k not in ("dist", "marker_scaled")}
         priors[pname] = Prior(pname, dist, params, bool(p.get("marker_scaled", False)))
+    if severity_law == "sinh_arcsinh" and "severity_skew" not in priors:
+        raise fail('random_effects.severity_law = "sinh_arcsinh" needs a prior priors.severity_skew')
     if structure == "factor" and loading_signs == "known" and "loading" in priors:
         try:
             loading_magnitude_prior(priors["loading"])
@@ -293,6 +317,7 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
         slopes=slopes,
         specific_intercepts=bool(re.get("specific_intercepts", True)),
         loading_signs=loading_signs,
+        severity_law=severity_law,
         mortality=mortality,
         association=association,
         reference_day=float(mo.get("reference_day", 14.0)),

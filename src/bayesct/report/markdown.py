@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +19,7 @@ from bayesct.report.format import fmt_estimate, mortality_association_lines
 _HEADLINE = [
     "severity_sd",
     "severity_rho",
+    "severity_skew",
     "loading_lab",
     "mort_intercept",
     "mort_beta",
@@ -36,6 +38,15 @@ def _md_table(df: pd.DataFrame) -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def _true(value: Any) -> bool:
+    """A flag read back from JSON: True only for a true boolean (None / NaN: not judged)."""
+    return bool(pd.notna(value) and value)
+
+
+def _share(value: Any) -> str:
+    return "no valid replicate" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
 def fit_section(fit_dir: Path) -> list[str]:
@@ -68,6 +79,18 @@ def fit_section(fit_dir: Path) -> list[str]:
         label, value = head.rsplit(": ", 1)
         lines += [f"**{label[0].upper() + label[1:]}: {value}**", ""]
         lines += [n[0].upper() + n[1:] for n in notes] + [""]
+    if result.spec.family == "joint" and result.spec.mortality:
+        from bayesct.checks.sensitivity import mortality_prior_sensitivity
+
+        sens = mortality_prior_sensitivity(result).reset_index()
+        lines += [
+            "Prior sensitivity of the mortality part (power-scaling, Kallioinen et al. 2024: how far "
+            "the posterior moves when the prior or the deaths' likelihood is raised to a power near 1; "
+            "0.05 or more moves it):",
+            "",
+            _md_table(sens.rename(columns={"likelihood": "deaths"})),
+            "",
+        ]
     lines += [
         "Priors (from the spec):",
         "",
@@ -97,27 +120,72 @@ def write_report(out: Path) -> Path:
         data = json.loads(ppc.read_text())
         stats = pd.DataFrame(data.get("statistics", []))
         finds = pd.DataFrame(data.get("findings", []))
+        meta = data.get("meta", {})
         lines += ["## Posterior predictive checks (the paper's tests on replicated cohorts)", ""]
+        if meta.get("levels"):
+            lines += [f"Levels: {meta['levels']}.", ""]
         if len(stats):
-            outside = ((stats["observed"] < stats["rep_lo"]) | (stats["observed"] > stats["rep_hi"])).sum()
+            if "outside" in stats.columns:
+                outside = int(stats["outside"].fillna(False).astype(bool).sum())
+            else:
+                outside = int(
+                    ((stats["observed"] < stats["rep_lo"]) | (stats["observed"] > stats["rep_hi"])).sum()
+                )
+            within = int(data.get("n_within_mc") or 0)
             lines += [
                 f"{outside} of {len(stats)} statistics fall outside their central "
-                f"{CI_PROB:.0%} predictive interval.",
+                f"{CI_PROB:.0%} predictive interval, clear of Monte Carlo error; {within} more only "
+                "by the point estimate, within Monte Carlo error. Each ppp = P(T_rep >= T_obs) is "
+                "given ± its Monte Carlo standard error, from n valid replicates. Flag rule: "
+                f"{meta.get('outside', 'see ppc.json')}.",
                 "",
             ]
             show = stats[
                 [
                     c
-                    for c in ("name", "period", "marker", "observed", "rep_median", "rep_lo", "rep_hi", "ppp")
+                    for c in (
+                        "name",
+                        "period",
+                        "marker",
+                        "term",
+                        "level",
+                        "observed",
+                        "rep_median",
+                        "rep_lo",
+                        "rep_hi",
+                        "ppp",
+                        "n_valid",
+                    )
                     if c in stats.columns
                 ]
             ].copy()
-            for c in ("observed", "rep_median", "rep_lo", "rep_hi", "ppp"):
+            for c in ("observed", "rep_median", "rep_lo", "rep_hi"):
                 show[c] = show[c].map(lambda v: f"{v:.3g}" if pd.notna(v) else "")
+            if "ppp_mcse" in stats.columns:
+                show["ppp"] = [
+                    f"{p:.3f} ± {se:.3f}" if pd.notna(p) else ""
+                    for p, se in zip(stats["ppp"], stats["ppp_mcse"], strict=True)
+                ]
+            else:
+                show["ppp"] = show["ppp"].map(lambda v: f"{v:.3g}" if pd.notna(v) else "")
+            if "outside" in stats.columns:
+                beyond = stats.get("beyond_interval", stats["outside"])
+                show["flag"] = [
+                    "outside" if _true(o) else ("within MC error" if _true(b) else "")
+                    for o, b in zip(stats["outside"], beyond, strict=True)
+                ]
+            if "n_replicates" in stats.columns:
+                show["n_valid"] = [
+                    f"{v}/{n}" for v, n in zip(stats["n_valid"], stats["n_replicates"], strict=True)
+                ]
             lines += [_md_table(show.fillna("")), ""]
         if len(finds):
             lines += ["Paper findings reproduced (share of replicates):", ""]
-            lines += [f"- {r.finding}: {r.reproduced_share:.0%}" for r in finds.itertuples()] + [""]
+            levels = finds["level"] if "level" in finds.columns else [""] * len(finds)
+            lines += [
+                f"- {fid}: {_share(share)}" + (f" (level {lvl})" if lvl else "")
+                for fid, share, lvl in zip(finds["finding"], finds["reproduced_share"], levels, strict=True)
+            ] + [""]
         figs = sorted((out / "check").glob("*.png"))
         lines += [f"![{f.stem}]({f.relative_to(out)})" for f in figs[:6]] + [""]
     grid = out / "risk" / "risk_grid.csv"
