@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="joint",
-        help="spec name (joint, ct_only, descriptive, scan_logistic) or a .toml path (default joint)",
+        help="spec name (joint, joint_normal, joint_zones, ct_only, descriptive, scan_logistic) or a .toml path (default joint)",
     )
     p.add_argument("--draws", type=_positive_int, help="draws per chain (default: the spec's)")
     p.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default: the spec's)")
