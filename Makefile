@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_OUT ?= demo-output
+DEMO_OUT ?= bayesct-demo
 
 # The first interpreter >= 3.12 found (pymc 6 and arviz 1 need it).
 PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 $$HOME/.pyenv/versions/3.12*/bin/python3 $$HOME/.pyenv/versions/3.13*/bin/python3 /usr/local/bin/python3.12 /usr/bin/python3.12 python3; do \
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bayesct demo --out $(DEMO_OUT)
+	$(BIN)/bayesct demo --out $(DEMO_OUT) --force
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

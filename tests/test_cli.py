@@ -135,3 +135,68 @@ def test_simulate_from_a_zone_generator_with_zone_columns(tmp_path, capsys):
     assert main(["simulate", "--generator", "skewed", "--out", str(tmp_path / "x.csv")]) == 2
     assert "need --patients" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+# -- column mapping: --map and --columns (through validate, which fits nothing) ---------------------------
+STATISTICIANS_CSV = (
+    "Patient ID,Days since admission,Total CT,LDH (U/L),Outcome\nP1,2,4,210,0\nP1,7,9,260,0\nP2,4,12,480,1\n"
+)
+
+
+def test_validate_with_map(tmp_path, capsys):
+    path = tmp_path / "visits.csv"
+    path.write_text(STATISTICIANS_CSV)
+    argv = [
+        "validate",
+        str(path),
+        "--map",
+        'day="Days since admission",ct_score=Total CT',
+        "--map",
+        "died=Outcome",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "patients: 2 (1 died)" in out and "markers: ct_score, ldh" in out
+
+
+def test_validate_with_a_columns_file(tmp_path, capsys):
+    path = tmp_path / "visits.csv"
+    path.write_text(STATISTICIANS_CSV)
+    toml = tmp_path / "columns.toml"
+    toml.write_text('[columns]\nday = "Days since admission"\nct_score = "Total CT"\ndied = "Outcome"\n')
+    assert main(["validate", str(path), "--columns", str(toml)]) == 0
+    assert "CT scans: 3" in capsys.readouterr().out
+    # --map overrides the file name by name
+    toml.write_text('[columns]\nday = "nope"\nct_score = "Total CT"\ndied = "Outcome"\n')
+    assert main(["validate", str(path), "--columns", str(toml), "--map", "day=Days since admission"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--map", "dya=Days since admission"], ["--map", "did you mean 'day'"]),
+        (["--map", "day=Days since admision"], ["no header", "did you mean 'Days since admission'"]),
+        (["--map", "day"], ["NAME=HEADER"]),
+        (["--columns", "missing.toml"], ["missing.toml", "not found"]),
+    ],
+)
+def test_bad_column_mapping_is_one_line_and_exit_2(tmp_path, capsys, extra, needles):
+    path = tmp_path / "visits.csv"
+    path.write_text(STATISTICIANS_CSV)
+    assert main(["validate", str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and err.count("\n") == 1
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_validate_notes_unused_columns_and_derived_days(tmp_path, capsys):
+    path = tmp_path / "visits.csv"
+    path.write_text(
+        "Patient ID,Onset date,Scan date,CT score,CRP (mg/L),Died\n"
+        "P1,2020-02-01,2020-02-03,4,12,0\nP1,2020-02-01,2020-02-10,9,40,0\nP2,2020-02-28,2020-03-01,12,8,1\n"
+    )
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "day derived from the dates" in err
+    assert "'CRP (mg/L)' not used" in err

@@ -4,6 +4,13 @@ Every user error (bad data, bad spec, bad option) ends as one line
 ``error: <what, where>`` on stderr and exit code 2 — never a traceback. A fit
 that misses a convergence gate says so loudly on stderr; its exit code stays 0
 unless ``--strict`` is given (then 3).
+
+A command that writes a folder (``fit``, ``check``, ``classical``, ``demo``) writes it
+under a hidden name beside ``--out`` and renames it into place when complete
+(:func:`bayesct.files.atomic_dir`); an ``--out`` that exists and is not empty is refused
+(exit code 2) unless ``--force``, which replaces it once the new one is complete. SIGINT
+(Ctrl-C) or SIGTERM stops any command with ``interrupted`` on stderr and exit code 130,
+leaving nothing at ``--out`` (:mod:`bayesct.interrupts`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from bayesct.constants import GENERATORS
 
 EXIT_USAGE = 2
 EXIT_NOT_CONVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,27 +100,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(data: str, patients: str | None):
+def _read(data: str | argparse.Namespace, patients: str | None = None):
+    """Read a cohort; given the parsed arguments of :func:`data_args`, with their column mapping."""
     from bayesct.data import read_cohort
+    from bayesct.data.columns import load_column_map, merge_column_maps, parse_column_map
 
-    cohort = read_cohort(data, patients)
+    columns: dict[str, str] = {}
+    if isinstance(data, argparse.Namespace):
+        args = data
+        path, patients = str(args.data), args.patients
+        from_file = load_column_map(args.columns) if getattr(args, "columns", None) else None
+        columns = merge_column_maps(from_file, parse_column_map(getattr(args, "map", None) or []))
+    else:
+        path = data
+    cohort = read_cohort(path, patients, columns=columns)
     for note in cohort.notes:
         print(f"note: {note}", file=sys.stderr)
     return cohort
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    cohort = _read(args.data, args.patients)
+    cohort = _read(args)
     print(cohort.summary())
     return 0
 
 
 def cmd_classical(args: argparse.Namespace) -> int:
     from bayesct.classical import run_all, write_tables
+    from bayesct.files import atomic_dir, check_output_dir, shown
 
-    cohort = _read(args.data, args.patients)
+    check_output_dir(args.out, overwrite=args.force)
+    cohort = _read(args)
     tables = run_all(cohort)
-    paths = write_tables(tables, args.out)
+    with atomic_dir(args.out, overwrite=args.force) as tmp:
+        paths = [shown(p) for p in write_tables(tables, tmp)]
     print(f"Classical tables of {cohort.source} ({cohort.n_patients} patients, {cohort.n_scans} scans):")
     for p in paths:
         print(f"  {p}")
@@ -121,10 +142,13 @@ def cmd_classical(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from bayesct.errors import ConvergenceWarning
+    from bayesct.files import check_output_dir
+    from bayesct.interrupts import raise_if_interrupted
     from bayesct.modeling.fit import JointModel
     from bayesct.report.format import mortality_association_lines
 
-    cohort = _read(args.data, args.patients)
+    check_output_dir(args.out, overwrite=args.force)  # before the fit, so that a refusal costs nothing
+    cohort = _read(args)
     model = JointModel(args.model)
     settings = model.sampler_settings(
         draws=args.draws, tune=args.tune, chains=args.chains, sampler=args.sampler
@@ -148,7 +172,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=progress,
         )
-    out = result.save(args.out)
+    # A sampler that caught the signal returns the draws it had (nutpie does): not a fit.
+    raise_if_interrupted()
     diag = result.diagnostics
     if diag.passed:
         print(diag.message())
@@ -162,7 +187,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         for line in sensitivity_lines(mortality_prior_sensitivity(result, seed=args.seed)):
             print(line)
-    print(f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, fingerprint.json, diagnostics.json)")
+    out = result.save(args.out, overwrite=args.force)  # last: an interrupted run leaves nothing
+    print(
+        f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, fingerprint.json, "
+        "diagnostics.json, complete.json)"
+    )
     if args.strict and not diag.passed:
         return EXIT_NOT_CONVERGED
     return 0
@@ -211,7 +240,7 @@ def cmd_priors(args: argparse.Namespace) -> int:
 def cmd_prior_check(args: argparse.Namespace) -> int:
     from bayesct.modeling.prior_check import prior_predictive_check
 
-    cohort = _read(args.data, args.patients)
+    cohort = _read(args)
     table = prior_predictive_check(cohort, args.model, draws=args.draws, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -222,13 +251,68 @@ def cmd_prior_check(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bayesct.checks.ppc import run_cli
+    """``bayesct check``: the posterior predictive checks of one fit, written to ``--out``.
 
-    return run_cli(args)
+    Prints a short summary (the levels, every ppp with its Monte Carlo error, the statistics
+    outside their interval, the findings) and the output paths; a fit that failed its
+    convergence gates gets a loud WARNING on stderr and ``"converged": false`` in ``ppc.json``.
+    """
+    from bayesct.checks.ppc import PPCError, posterior_predictive_check
+    from bayesct.files import atomic_dir, check_output_dir, shown
+    from bayesct.modeling.fit import FitResult
+
+    check_output_dir(args.out, overwrite=args.force)
+    fit_dir = Path(args.fit_dir)
+    if not fit_dir.is_dir():
+        raise PPCError(f"fit folder {fit_dir} does not exist")
+    fit = FitResult.load(fit_dir)
+    others: dict[str, FitResult] = {}
+    for other_dir in args.compare or []:
+        other = FitResult.load(other_dir)
+        name = other.spec.name
+        while name in others or name == fit.spec.name:
+            name = f"{name}_{Path(other_dir).name}"
+        others[name] = other
+    if not fit.passed:
+        print(
+            f"WARNING: the fit in {fit_dir} FAILED its convergence gates; posterior predictive checks of "
+            f"an unconverged fit are not trustworthy.\n{fit.diagnostics.message()}",
+            file=sys.stderr,
+        )
+    for name, other in others.items():
+        if not other.passed:
+            print(f"WARNING: comparison fit '{name}' FAILED its convergence gates.", file=sys.stderr)
+    result = posterior_predictive_check(
+        fit,
+        replicates=args.replicates,
+        level=args.level,
+        outcome_level=args.outcome_level,
+        seed=args.seed,
+        mixed_replicates=args.mixed_replicates,
+        compare=others or None,
+    )
+    with atomic_dir(args.out, overwrite=args.force) as tmp:
+        paths = [shown(p) for p in result.write(tmp)]
+    print(result.summary())
+    for note in result.meta.get("notes", []):
+        print(f"  note: {note}")
+    print("Written:")
+    for p in paths:
+        print(f"  {p}")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bayesct.checks.calibration import compare_models
+    """``bayesct compare``: patient-level LOO of the trajectory models on the data they share, with
+    an exact refit for each patient whose Pareto k exceeds 0.7 (unless ``--no-refit``), and the
+    leave-patient-out death predictions of every model with a mortality part (``scan_logistic``
+    included)."""
+    from bayesct.checks.calibration import (
+        LOO_METHODS,
+        CheckError,
+        compare_death_predictions,
+        compare_models,
+    )
     from bayesct.modeling.fit import FitResult
 
     fits = {}
@@ -237,44 +321,222 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if name in fits:
             name = str(d)
         fits[name] = FitResult.load(d)
-    parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else None
-    table = compare_models(fits, parts=parts, max_draws=args.max_draws, seed=args.seed)
     for name, f in fits.items():
         if not f.passed:
-            _loud(f"fit '{name}' missed a convergence gate: its elpd below is NOT reliable")
-    print(
-        f"Patient-level PSIS-LOO on {table['data'].iloc[0]}, each patient's likelihood with "
-        f"{table.attrs['conditioning']}:"
-    )
-    print("model                 elpd [SE]            difference [SE]     Pareto k > 0.7")
-    for r in table.itertuples():
-        print(
-            f"{r.model:<20}  {r.elpd:9.1f} [{r.se:5.1f}]   {r.elpd_diff:8.1f} [{r.dse:4.1f}]     "
-            f"{r.n_bad_k} of {len(fits[str(r.model)].design.patient_ids)}"
+            _loud(f"fit '{name}' missed a convergence gate: its numbers below are NOT reliable")
+    parts = tuple(p.strip() for p in args.parts.split(",")) if args.parts else None
+    trajectory = {n: f for n, f in fits.items() if f.spec.family == "joint"}
+    table = None
+    if len(trajectory) >= 2:
+        table = compare_models(
+            trajectory,
+            parts=parts,
+            max_draws=args.max_draws,
+            seed=args.seed,
+            refit=not args.no_refit,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
-    if table.attrs.get("excluded"):
-        print("left out (not trajectory models): " + ", ".join(table.attrs["excluded"]))
+        print(
+            f"Patient-level LOO on {table['data'].iloc[0]}, each patient's likelihood with "
+            f"{table.attrs['conditioning']}:"
+        )
+        print("model                 elpd [SE]            difference [SE]     Pareto k > 0.7  method")
+        for r in table.itertuples():
+            refitted = f" (refitted: {str(r.refitted)})" if r.refitted else ""
+            print(
+                f"{r.model:<20}  {r.elpd:9.1f} [{r.se:5.1f}]   {r.elpd_diff:8.1f} [{r.dse:4.1f}]     "
+                f"{r.n_bad_k} of {len(fits[str(r.model)].design.patient_ids)}"
+                f"          {r.method}{refitted}"
+            )
+            if not r.refits_passed:
+                _loud(
+                    f"a refit of '{r.model}' missed a convergence gate: its exact LOO terms are NOT reliable"
+                )
+        for method in dict.fromkeys(table["method"]):
+            print(f"  {method}: {LOO_METHODS[method]}")
+    deaths = None
+    try:
+        deaths = compare_death_predictions(fits, max_draws=args.max_draws, seed=args.seed)
+    except CheckError as err:
+        if table is None:
+            raise CheckError(
+                "nothing to compare: a LOO comparison needs two trajectory models (joint, ct_only, "
+                f"descriptive) and a death-prediction comparison two models with a mortality part ({err})"
+            ) from None
+    if deaths is not None:
+        print("Leave-patient-out death predictions (the patient's outcome left out of each):")
+        print("model                 Brier   log score   AUC     expected / observed deaths   slope")
+        for r in deaths.itertuples():
+            print(
+                f"{r.model:<20}  {r.brier:.3f}   {r.log_score:8.3f}   {r.auc:.3f}   "
+                f"{r.expected_deaths:7.1f} / {r.observed_deaths:<18d} {r.calibration_slope:5.2f}"
+            )
+        for fam, what in dict.fromkeys(zip(deaths["family"], deaths["predicts"], strict=True)):
+            print(f"  {fam}: {what}")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False)
-        print(f"Comparison written to {out}")
+        if table is not None:
+            table.to_csv(out, index=False)
+            print(f"Comparison written to {out}")
+        if deaths is not None:
+            dpath = out.with_name(out.stem + "_deaths" + out.suffix)
+            deaths.to_csv(dpath, index=False)
+            print(f"Death predictions written to {dpath}")
     return 0
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
-    from bayesct.risk import run_cli
+    """``bayesct risk``: one query, or the Table 3 grid with ``--grid``.
 
-    return run_cli(args)
+    A query prints one line (or, with ``--json``, one JSON object with ``p_death`` {median, lo,
+    hi, mean}, ``ci_prob``, ``model``, ``converged``, ``method``, ``inputs``, ``notes``,
+    ``extrapolation``). ``--grid`` computes the grid (by period unless ``--days`` are given) and
+    writes ``--out`` (CSV) with a heat map PNG beside it, or prints the CSV. A fit that missed its
+    convergence gates prints a WARNING line to stderr, and each distinct
+    :class:`~bayesct.risk.RiskWarning` (poor importance sampling, a query that extrapolates beyond
+    the fitted cohort) a ``warning: ...`` line. ``args.fit_dir`` may also be a loaded
+    :class:`~bayesct.modeling.fit.FitResult`.
+    """
+    from bayesct.modeling.fit import FitResult
+    from bayesct.risk import RiskWarning
+
+    fit = args.fit_dir if isinstance(args.fit_dir, FitResult) else FitResult.load(args.fit_dir)
+    if not fit.passed:
+        print(
+            f"WARNING: the fit in {args.fit_dir} did NOT pass its convergence gates; "
+            "treat these risks with caution (see its diagnostics).",
+            file=sys.stderr,
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RiskWarning)
+        if args.grid:
+            _risk_grid(args, fit)
+        else:
+            _risk_query(args, fit)
+    for msg in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {msg}", file=sys.stderr)
+    return 0
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _describe_inputs(inputs: dict) -> str:
+    parts = []
+    if inputs.get("history"):
+        parts.append(
+            f"history {inputs['history']}: {inputs['n_scans']} CT scan(s), "
+            f"{inputs['n_lab_values']} lab value(s)"
+        )
+    if inputs.get("ct_score") is not None:
+        parts.append(f"CT {inputs['ct_score']} on day {inputs['day']:g}")
+    if inputs.get("age") is not None:
+        parts.append(f"age {inputs['age']:g}")
+    if inputs.get("sex") is not None:
+        parts.append(str(inputs["sex"]))
+    return ", ".join(parts)
+
+
+def _risk_query(args: argparse.Namespace, fit) -> None:
+    import math
+
+    from bayesct.files import dumps_json
+    from bayesct.risk import risk_query
+
+    ds = risk_query(
+        fit,
+        ct_score=args.ct_score,
+        day=args.day,
+        history=args.history,
+        age=args.age,
+        sex=args.sex,
+        max_draws=args.draws,
+        seed=args.seed,
+    )
+    a = ds.attrs
+    if args.json:
+        obj = {
+            "p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"], "mean": a["mean"]},
+            "ci_prob": a["ci_prob"],
+            "model": a["model"],
+            "converged": a["converged"],
+            "method": a["method"],
+            "inputs": a["inputs"],
+            "notes": a["notes"],
+            "extrapolation": a["extrapolation"],
+        }
+        if math.isfinite(a["ess_min"]):
+            obj["ess_min"] = a["ess_min"]
+        print(dumps_json(obj, indent=None))
+    else:
+        ci = f"{100 * a['ci_prob']:g}% CrI"
+        print(
+            f"P(death) = {_pct(a['median'])} [{_pct(a['lo'])}, {_pct(a['hi'])}] "
+            f"({ci}; mean {_pct(a['mean'])}; model {a['model']}; {_describe_inputs(a['inputs'])})"
+        )
+        for note in a["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+
+
+def _risk_grid(args: argparse.Namespace, fit) -> None:
+    from bayesct.files import dumps_json
+    from bayesct.risk import risk_grid, write_risk_grid
+
+    grid = risk_grid(
+        fit,
+        days=args.days,
+        periods=args.days is None,
+        age=args.age,
+        sex=args.sex,
+        max_draws=args.draws,
+        seed=args.seed,
+    )
+    meta = {
+        "model": grid.attrs["model"],
+        "converged": grid.attrs["converged"],
+        "ci_prob": grid.attrs["ci_prob"],
+        "extrapolation": grid.attrs["extrapolation"],
+    }
+    if args.out:
+        path, png = write_risk_grid(grid, args.out)
+        if args.json:
+            print(dumps_json({"csv": str(path), "png": str(png)} | meta, indent=None))
+        else:
+            print(f"wrote {path} ({len(grid)} rows) and {png}")
+    elif args.json:
+        print(dumps_json(meta | {"grid": grid.to_dict(orient="records")}, indent=None))
+    else:
+        sys.stdout.write(grid.to_csv(index=False, float_format="%.6g"))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bayesct.report.html import write_html_report
+
+    patient = {"age": args.age, "sex": args.sex} if args.age is not None or args.sex is not None else None
+    out = write_html_report(
+        args.fit_dir, check=args.check, grid=args.grid, grid_patient=patient, path=args.out
+    )
+    print(f"Report written to {out}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bayesct.demo import run_demo
 
-    return run_demo(Path(args.out), seed=args.seed, replicates=args.replicates)
+    return run_demo(Path(args.out), seed=args.seed, replicates=args.replicates, force=args.force)
 
 
 # -- parser ----------------------------------------------------------------------------------------
+def _force_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing, non-empty --out (only once the new one is complete)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayesct import __version__
 
@@ -291,6 +553,18 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("data", help="visits table (CSV, Parquet or Excel)")
         p.add_argument("--patients", metavar="FILE", help="optional patient table joined on patient_id")
+        p.add_argument(
+            "--map",
+            action="append",
+            metavar="NAME=HEADER,...",
+            help='bayesct column names for the files\' headers, e.g. day=days_since_onset,ct_score="CT score" '
+            "(both tables; repeatable; overrides --columns)",
+        )
+        p.add_argument(
+            "--columns",
+            metavar="FILE.toml",
+            help="a TOML file whose [columns] table maps bayesct column names to the files' headers",
+        )
 
     p = sub.add_parser(
         "simulate",
@@ -326,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data_args(p)
     p.add_argument("--out", required=True, help="output folder")
+    _force_arg(p)
     p.set_defaults(func=cmd_classical)
 
     p = sub.add_parser(
@@ -358,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show sampling progress (default: when stderr is a terminal)",
     )
+    _force_arg(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser(
@@ -419,14 +695,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FITDIR",
         help="other fit folders of the same data for a PSIS-LOO comparison",
     )
+    _force_arg(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
         "compare",
-        help="compare fitted models of the same data by patient-level PSIS-LOO",
+        help="compare fitted models of the same data by patient-level LOO and death predictions",
         description="Compare model variants fitted to the same data on the data they all model "
         "(e.g. joint vs ct_only on CT + death), by patient-level PSIS-LOO with each patient's "
-        "random effects integrated out.",
+        "random effects integrated out (an exact refit without each patient of Pareto k > 0.7), "
+        "and every model with a mortality part (scan_logistic included) by its leave-patient-out "
+        "death predictions: Brier score, log score, AUC, calibration.",
     )
     p.add_argument("fit_dirs", nargs="+", metavar="FITDIR", help="fit folders written by 'bayesct fit'")
     p.add_argument("--parts", default=None, help="data to compare on, e.g. ct,death (default: all shared)")
@@ -434,6 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-draws", type=_positive_int, default=1000, help="posterior draws per fit (default 1000)"
     )
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="PSIS only: do not refit the model without each patient of Pareto k > 0.7",
+    )
     p.add_argument("--out", default=None, help="CSV file for the comparison table")
     p.set_defaults(func=cmd_compare)
 
@@ -458,21 +742,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_risk)
 
     p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page over a fit, its check and its risk grid",
+        description="Write the report of a fit as one HTML page (figures embedded, no outside "
+        "requests, printable): convergence gates, the paper's tables and their Bayesian "
+        "counterparts, the risk grid, the posterior predictive checks, mixing, priors and spec.",
+    )
+    p.add_argument("fit_dir", help="fit folder written by 'bayesct fit'")
+    p.add_argument("--check", metavar="CHECKDIR", help="folder written by 'bayesct check'")
+    p.add_argument("--grid", metavar="GRID.csv", help="risk grid written by 'bayesct risk --grid --out'")
+    p.add_argument("--age", type=_float, help="age of the patient the grid was computed for")
+    p.add_argument("--sex", choices=["female", "male"], help="sex of the patient the grid was computed for")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="the HTML file to write")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
         "demo",
         help="the main job on the default cohort",
         description="Default cohort -> classical tables -> joint fit -> checks -> risk grid "
-        "-> report, all in --out.",
+        "-> report, all in --out (open report.html there). One progress line per stage goes "
+        "to stderr.",
     )
-    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    p.add_argument("--out", default="bayesct-demo", help="output folder (default bayesct-demo)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
     p.add_argument("--replicates", type=_positive_int, default=200, help="PPC replicates (default 200)")
+    _force_arg(p)
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bayesct`` command."""
-    from bayesct.errors import BayesctError
+    from bayesct.errors import BayesctError, Interrupted
+    from bayesct.interrupts import catch_signals, raise_if_interrupted, received
 
     warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
     parser = build_parser()
@@ -481,16 +783,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args))
+        try:
+            with catch_signals():
+                code = int(args.func(args))
+                raise_if_interrupted()  # a signal some library swallowed: the command did not finish
+                return code
+        except Exception:
+            if received() is not None:  # whatever the signal left behind (a sampler failing on its way out)
+                raise KeyboardInterrupt from None
+            raise
+    except (KeyboardInterrupt, Interrupted):
+        # On a terminal a progress bar may have left the cursor mid-line.
+        print(("\n" if sys.stderr.isatty() else "") + "interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BayesctError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:
         print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

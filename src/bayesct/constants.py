@@ -31,6 +31,16 @@ DAY: Final[str] = "day"
 CT: Final[str] = "ct_score"
 DIED: Final[str] = "died"
 PERIOD: Final[str] = "period"
+AGE: Final[str] = "age"
+SEX: Final[str] = "sex"
+
+#: Date columns from which ``day`` (days since symptom onset) is derived when the visit
+#: table has no ``day``: the patient's onset date and each visit's scan date (onset day = day 0).
+ONSET_DATE: Final[str] = "onset_date"
+SCAN_DATE: Final[str] = "scan_date"
+#: An optional patient-level admission date, kept as ``ADMISSION_DAY`` (days from onset to admission).
+ADMISSION_DATE: Final[str] = "admission_date"
+ADMISSION_DAY: Final[str] = "admission_day"
 
 #: Laboratory markers of the input contract, in the order the package reports them.
 LABS: Final[tuple[str, ...]] = (
@@ -60,6 +70,53 @@ LAB_DIRECTION: Final[dict[str, int]] = {
     "d_dimer": 1,
     "ldh": 1,
     "esr": 1,
+}
+
+#: Common spellings of the column names (after header normalisation: lower case, units in
+#: brackets dropped, ``%`` as ``pct``, every run of other characters as ``_``) and the name each means.
+COLUMN_SYNONYMS: Final[dict[str, str]] = {
+    "patient": PATIENT,
+    "patientid": PATIENT,
+    "patient_no": PATIENT,
+    "patient_number": PATIENT,
+    "id": PATIENT,
+    "days_since_onset": DAY,
+    "day_since_onset": DAY,
+    "days_from_onset": DAY,
+    "days_after_onset": DAY,
+    "days_since_symptom_onset": DAY,
+    "ct": CT,
+    "ct_total": CT,
+    "total_ct_score": CT,
+    "chest_ct_score": CT,
+    "death": DIED,
+    "dead": DIED,
+    "deceased": DIED,
+    "gender": SEX,
+    "neutrophil_lymphocyte_ratio": "nlr",
+    "neutrophil_to_lymphocyte_ratio": "nlr",
+    "lymphocytes_count": "lymphocyte_count",
+    "absolute_lymphocyte_count": "lymphocyte_count",
+    "lymphocytes_pct": "lymphocyte_pct",
+    "lymphocyte_percent": "lymphocyte_pct",
+    "lymphocyte_percentage": "lymphocyte_pct",
+    "neutrophils_pct": "neutrophil_pct",
+    "neutrophil_percent": "neutrophil_pct",
+    "neutrophil_percentage": "neutrophil_pct",
+    "neutrophils_count": "neutrophil_count",
+    "absolute_neutrophil_count": "neutrophil_count",
+    "ddimer": "d_dimer",
+    "lactate_dehydrogenase": "ldh",
+    "erythrocyte_sedimentation_rate": "esr",
+    "symptom_onset": ONSET_DATE,
+    "symptom_onset_date": ONSET_DATE,
+    "date_of_onset": ONSET_DATE,
+    "onset_of_symptoms": ONSET_DATE,
+    "ct_date": SCAN_DATE,
+    "date_of_scan": SCAN_DATE,
+    "visit_date": SCAN_DATE,
+    "date_of_visit": SCAN_DATE,
+    "date_of_admission": ADMISSION_DATE,
 }
 
 #: All serial markers in reporting order: the CT score first, then the labs.

@@ -1,12 +1,21 @@
 """``bayesct demo`` / ``make demo``: the main job on the shipped default cohort.
 
 default cohort -> classical tables -> joint fit (convergence gates) ->
-posterior predictive checks -> risk grid -> ``report.md``, all under one folder.
+posterior predictive checks -> risk grid -> ``report.html``. Every stage runs in
+memory through the library (:mod:`bayesct`), on one fit; the files are written
+at the end, all under one folder: ``default_cohort.csv``, ``classical/``,
+``fit/``, ``check/``, ``risk/risk_grid.csv`` (with its heat map), ``report.html``
+(:func:`bayesct.report.html.write_html_report`: one self-contained page of the fit,
+its check and its grid) and ``report.md``.
+
+Each stage announces itself with one line on stderr (``[3/7] ...``), whether or not
+stderr is a terminal, and the last line says where the report is; the stages' results
+go to stdout, under a ``== title`` header unless both streams are terminals (where the
+progress line already heads them).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -14,95 +23,103 @@ from pathlib import Path
 
 from bayesct.errors import ConvergenceWarning
 
+#: The demo's stages, in order; each prints one progress line.
+STAGES: tuple[str, ...] = (
+    "Default cohort",
+    "Classical tables (the paper's frequentist analysis)",
+    "Bayesian joint model (nutpie)",
+    "Posterior predictive checks",
+    "Risk grid (Table 3 counterpart), age 60, male",
+    "Writing the results",
+    "Report",
+)
 
-def _step(title: str) -> float:
-    print(f"\n== {title}", flush=True)
+
+def _both_terminals() -> bool:
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+def _say(line: str) -> None:
+    """A progress line: on stderr always, on stdout too unless both are the same terminal."""
+    print(line, file=sys.stderr, flush=True)
+    if not _both_terminals():
+        print(line, flush=True)
+
+
+def _step(index: int, detail: str = "") -> float:
+    title = STAGES[index] + (f" ({detail})" if detail else "")
+    print(f"[{index + 1}/{len(STAGES)}] {title}", file=sys.stderr, flush=True)
+    if not _both_terminals():
+        print(f"\n== {title}", flush=True)
     return time.perf_counter()
 
 
-def run_demo(out: Path, *, seed: int = 0, replicates: int = 200) -> int:
-    """Run every stage on the default cohort; returns the exit code."""
-    from bayesct.classical import run_all, write_tables
-    from bayesct.data import load_default_cohort, write_cohort
-    from bayesct.modeling.fit import JointModel
-    from bayesct.report.markdown import write_report
+def run_demo(out: Path, *, seed: int = 0, replicates: int = 200, force: bool = False) -> int:
+    """Run every stage on the default cohort, then write its files under ``out``; returns the exit code.
 
-    out.mkdir(parents=True, exist_ok=True)
-    t = _step("Default cohort")
-    cohort = load_default_cohort()
-    write_cohort(cohort, out / "default_cohort.csv")
+    ``out`` appears only once every file is written (:func:`bayesct.files.atomic_dir`); an
+    existing ``out`` that is not empty is refused before anything runs, unless ``force``.
+    """
+    import bayesct as bc
+    from bayesct.classical import write_tables
+    from bayesct.files import atomic_dir, check_output_dir
+    from bayesct.interrupts import raise_if_interrupted
+    from bayesct.report.html import write_html_report
+    from bayesct.report.markdown import write_report
+    from bayesct.risk import RiskWarning
+
+    check_output_dir(out, overwrite=force)
+    start = _step(0)
+    cohort = bc.load_default_cohort()
     print(cohort.summary())
 
-    _step("Classical tables (the paper's frequentist analysis)")
-    tables = run_all(cohort)
-    write_tables(tables, out / "classical")
-    print(f"  written to {out / 'classical'}")
+    _step(1)
+    tables = bc.classical_tables(cohort)
+    print(f"  {len(tables)} tables")
 
-    t = _step("Bayesian joint model (nutpie)")
+    t = _step(2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        result = JointModel("joint").fit(cohort, seed=seed, progress=sys.stderr.isatty())
-    result.save(out / "fit")
-    print(f"  {result.diagnostics.message()}")
-    if not result.diagnostics.passed:
+        fit = bc.JointModel("joint").fit(cohort, seed=seed, progress=sys.stderr.isatty())
+    raise_if_interrupted()  # a sampler that caught the signal returns the draws it had: not a fit
+    print(f"  {fit.diagnostics.message()}")
+    if not fit.diagnostics.passed:
         print("WARNING: the fit missed a convergence gate; its numbers are not reliable.", file=sys.stderr)
-    print(f"  fit written to {out / 'fit'} ({time.perf_counter() - t:.1f} s)")
+    print(f"  ({time.perf_counter() - t:.1f} s)")
 
-    _step(f"Posterior predictive checks ({replicates} replicates)")
-    from bayesct.checks.ppc import DEFAULT_MIXED_REPLICATES
-    from bayesct.checks.ppc import run_cli as check_cli
+    _step(3, f"{replicates} replicates")
+    ppc = bc.posterior_predictive_check(fit, replicates=replicates, seed=seed)
+    print(ppc.summary())
+    for note in ppc.meta.get("notes", []):
+        print(f"  note: {note}")
 
-    check_cli(
-        argparse.Namespace(
-            fit_dir=str(out / "fit"),
-            out=str(out / "check"),
-            replicates=replicates,
-            level="patients",
-            outcome_level="new",
-            seed=seed,
-            compare=[],
-            mixed_replicates=DEFAULT_MIXED_REPLICATES,
-        )
+    _step(4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RiskWarning)
+        grid = bc.risk_grid(fit, days=[3.0, 8.0, 13.0, 18.0, 23.0], age=60.0, sex="male", seed=seed)
+        one = bc.risk_query(fit, ct_score=14, day=8.0, age=60.0, sex="male", seed=seed).attrs
+    print(
+        f"  P(death | CT 14 on day 8, age 60, male) = {100 * one['median']:.1f}% "
+        f"[{100 * one['lo']:.1f}%, {100 * one['hi']:.1f}%] ({100 * one['ci_prob']:g}% CrI; "
+        f"mean {100 * one['mean']:.1f}%)"
     )
+    for msg in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {msg}", file=sys.stderr)
 
-    _step("Risk grid (Table 3 counterpart), age 60, male")
-    from bayesct.risk import run_cli as risk_cli
-
-    risk_cli(
-        argparse.Namespace(
-            fit_dir=str(out / "fit"),
-            ct_score=None,
-            day=None,
-            age=60.0,
-            sex="male",
-            history=None,
-            json=False,
-            grid=True,
-            days=[3.0, 8.0, 13.0, 18.0, 23.0],
-            out=str(out / "risk" / "risk_grid.csv"),
-            seed=seed,
-            draws=1000,
+    _step(5, str(out))
+    with atomic_dir(out, overwrite=force) as work:
+        bc.write_cohort(cohort, work / "default_cohort.csv")
+        write_tables(tables, work / "classical")
+        fit.save(work / "fit")
+        ppc.write(work / "check")
+        bc.write_risk_grid(grid, work / "risk" / "risk_grid.csv")
+        _step(6, "report.html, report.md")
+        patient = {"age": 60.0, "sex": "male"}
+        write_html_report(
+            fit, check=ppc, grid=grid, path=work / "report.html", grid_patient=patient, classical=tables
         )
-    )
-    risk_cli(
-        argparse.Namespace(
-            fit_dir=str(out / "fit"),
-            ct_score=14.0,
-            day=8.0,
-            age=60.0,
-            sex="male",
-            history=None,
-            json=False,
-            grid=False,
-            days=None,
-            out=None,
-            seed=seed,
-            draws=1000,
-        )
-    )
-
-    _step("Report")
-    report = write_report(out)
-    print(f"  {report}")
-    print(f"\nDone. Everything is in {out}/ — start with {report}.")
+        write_report(work, fit=fit)
+    for name in ("default_cohort.csv", "classical", "fit", "check", "risk", "report.md"):
+        print(f"  {out / name}")
+    _say(f"Done in {time.perf_counter() - start:.0f} s. The report: {out / 'report.html'}")
     return 0

@@ -59,5 +59,30 @@ class NotFittedError(BayesctError):
     """A method that needs a posterior was called before ``fit``."""
 
 
+class OutputExistsError(BayesctError):
+    """An output folder that exists and is not empty, without ``overwrite`` (``--force``)."""
+
+
+class IncompleteFitError(BayesctError):
+    """A fit folder that is not a complete, finite fit (interrupted, partial or altered)."""
+
+
+class Interrupted(BayesctError):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM; nothing was written to its output.
+
+    Parameters
+    ----------
+    signum
+        The signal received, or ``None`` when unknown.
+    """
+
+    def __init__(self, signum: int | None = None) -> None:
+        import signal
+
+        self.signum = signum
+        name = signal.Signals(signum).name if signum is not None else None
+        super().__init__(f"interrupted ({name})" if name else "interrupted")
+
+
 class ConvergenceWarning(UserWarning):
     """A fit missed one or more convergence gates."""

@@ -17,7 +17,8 @@ from a fitted model, with its posterior uncertainty:
 * :func:`patient_risks` — for the cohort's own patients: the risk given their own
   scans and labs (not their outcome), the risk given only their first scan, and the
   in-sample fitted risk (which does condition on their outcome), each labelled as such.
-* :func:`run_cli` — the ``bayesct risk`` subcommand.
+* :func:`write_risk_grid` — a grid as CSV with its heat map as PNG (what ``bayesct risk --grid
+  --out`` writes).
 
 Method (``joint`` family: specs ``joint``, ``ct_only``, ...)
     A new patient's random effects :math:`e` are unknown. For each posterior
@@ -77,10 +78,7 @@ a :class:`~bayesct.errors.SpecError` says so.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +109,7 @@ __all__ = [
     "risk_band",
     "risk_grid",
     "risk_query",
-    "run_cli",
+    "write_risk_grid",
 ]
 
 Method = Literal["auto", "quadrature", "laplace", "prior"]
@@ -908,6 +906,14 @@ def risk_query(
         A model without a mortality part.
     DataValidationError
         A history that fails validation.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> risk = bc.risk_query(fit, ct_score=14, day=8, age=60, sex="male")  # doctest: +SKIP
+    >>> risk.attrs["median"], risk.attrs["lo"], risk.attrs["hi"]  # doctest: +SKIP
+    >>> bc.risk_query(fit, history="patient_visits.csv", age=60, sex="male")  # doctest: +SKIP
     """
     result = _load(fit)
     spec = result.spec
@@ -1065,6 +1071,14 @@ def risk_grid(
         colour band of the median). ``attrs`` hold ``ci_prob``, ``model``, ``converged``, the
         covariates and ``extrapolation`` (list of :func:`extrapolation_messages` for the grid's
         days, scores and covariates; each distinct one is issued once as a :class:`RiskWarning`).
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> grid = bc.risk_grid(fit, days=[3, 8, 13, 18, 23], age=60, sex="male")  # doctest: +SKIP
+    >>> grid.pivot(index="ct_score", columns="day", values="median")  # doctest: +SKIP
+    >>> bc.write_risk_grid(grid, "risk/risk_grid.csv")  # doctest: +SKIP
     """
     result = _load(fit)
     spec = result.spec
@@ -1185,6 +1199,43 @@ def plot_risk_grid(
     return fig
 
 
+def write_risk_grid(grid: pd.DataFrame, path: str | Path) -> tuple[Path, Path]:
+    """Write a :func:`risk_grid` table as CSV and its heat map (:func:`plot_risk_grid`) as PNG beside it.
+
+    Parameters
+    ----------
+    grid
+        A table from :func:`risk_grid`.
+    path
+        The CSV file; the PNG takes its name with the suffix ``.png``. Folders are created.
+
+    Returns
+    -------
+    tuple of Path
+        The CSV and the PNG.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> grid = bc.risk_grid(fit, days=[3, 8, 13], age=60, sex="male")  # doctest: +SKIP
+    >>> bc.write_risk_grid(grid, "risk/risk_grid.csv")  # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv = Path(path)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    grid.to_csv(csv, index=False, float_format="%.6g")
+    fig = plot_risk_grid(grid)
+    png = csv.with_suffix(".png")
+    fig.savefig(png, dpi=150)
+    plt.close(fig)
+    return csv, png
+
+
 def _patient_obs(
     design: Any, i: int, parts: tuple[str, ...] = ("ct", "labs"), until: float | None = None
 ) -> _Obs:
@@ -1263,6 +1314,13 @@ def patient_risks(
         One row per patient: ``patient_id``, ``died``, ``first_day``, ``first_ct_score``, the
         model's covariates, then ``history_median``, ``history_lo``, ``history_hi``,
         ``population_*`` and ``fitted_*`` likewise.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> risks = bc.patient_risks(fit)  # doctest: +SKIP
+    >>> risks[["patient_id", "died", "history_median", "history_lo", "history_hi"]]  # doctest: +SKIP
     """
     result = _load(fit)
     spec = result.spec
@@ -1311,167 +1369,3 @@ def patient_risks(
         },
     )
     return out
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------------
-def _parse_days(days: Any) -> list[float] | None:
-    if days is None:
-        return None
-    parts = [p.strip() for p in days.split(",") if p.strip()] if isinstance(days, str) else list(days)
-    try:
-        return [float(p) for p in parts]
-    except ValueError:
-        raise BayesctError(f"--days must be a comma-separated list of numbers, got {days!r}") from None
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _describe_inputs(inputs: Mapping[str, Any]) -> str:
-    parts = []
-    if inputs.get("history"):
-        parts.append(
-            f"history {inputs['history']}: {inputs['n_scans']} CT scan(s), "
-            f"{inputs['n_lab_values']} lab value(s)"
-        )
-    if inputs.get("ct_score") is not None:
-        parts.append(f"CT {inputs['ct_score']} on day {inputs['day']:g}")
-    if inputs.get("age") is not None:
-        parts.append(f"age {inputs['age']:g}")
-    if inputs.get("sex") is not None:
-        parts.append(str(inputs["sex"]))
-    return ", ".join(parts)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """The ``bayesct risk`` subcommand.
-
-    ``args`` carries ``fit_dir, ct_score, day, age, sex, history, json, grid, days, out, seed,
-    draws``. A query prints one line (or, with ``json``, one JSON object with ``p_death``
-    {median, lo, hi, mean}, ``ci_prob``, ``model``, ``converged``, ``inputs``, ``notes``,
-    ``extrapolation``). ``grid`` computes the Table 3 grid (by period unless ``days`` are given),
-    writes ``out`` (CSV) and a heat map PNG beside it, or prints the CSV when ``out`` is not
-    given. Errors raise :class:`~bayesct.errors.BayesctError`; a fit that missed its convergence
-    gates prints a WARNING line to stderr, and each distinct :class:`RiskWarning` (poor
-    importance sampling, a query that extrapolates beyond the fitted cohort) a ``warning: ...``
-    line.
-    """
-    get = lambda name, default=None: getattr(args, name, default)  # noqa: E731
-    seed = int(get("seed", 0) or 0)
-    draws = get("draws")
-    max_draws = DEFAULT_MAX_DRAWS if draws is None else int(draws)
-    if max_draws < 1:
-        raise BayesctError(f"--draws must be a positive integer, got {draws!r}")
-    result = _load(get("fit_dir"))
-    if not result.passed:
-        print(
-            f"WARNING: the fit in {get('fit_dir')} did NOT pass its convergence gates; "
-            "treat these risks with caution (see its diagnostics).",
-            file=sys.stderr,
-        )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RiskWarning)
-        if get("grid"):
-            code = _cli_grid(args, result, max_draws, seed)
-        else:
-            code = _cli_query(args, result, max_draws, seed)
-    for msg in dict.fromkeys(str(w.message) for w in caught):
-        print(f"warning: {msg}", file=sys.stderr)
-    return code
-
-
-def _cli_query(args: argparse.Namespace, result: Any, max_draws: int, seed: int) -> int:
-    ds = risk_query(
-        result,
-        ct_score=getattr(args, "ct_score", None),
-        day=getattr(args, "day", None),
-        history=getattr(args, "history", None),
-        age=getattr(args, "age", None),
-        sex=getattr(args, "sex", None),
-        max_draws=max_draws,
-        seed=seed,
-    )
-    a = ds.attrs
-    if getattr(args, "json", False):
-        obj = {
-            "p_death": {"median": a["median"], "lo": a["lo"], "hi": a["hi"], "mean": a["mean"]},
-            "ci_prob": a["ci_prob"],
-            "model": a["model"],
-            "converged": a["converged"],
-            "method": a["method"],
-            "inputs": a["inputs"],
-            "notes": a["notes"],
-            "extrapolation": a["extrapolation"],
-        }
-        if math.isfinite(a["ess_min"]):
-            obj["ess_min"] = a["ess_min"]
-        print(json.dumps(obj))
-    else:
-        ci = f"{100 * a['ci_prob']:g}% CrI"
-        print(
-            f"P(death) = {_pct(a['median'])} [{_pct(a['lo'])}, {_pct(a['hi'])}] "
-            f"({ci}; mean {_pct(a['mean'])}; model {a['model']}; {_describe_inputs(a['inputs'])})"
-        )
-        for note in a["notes"]:
-            print(f"note: {note}", file=sys.stderr)
-    return 0
-
-
-def _cli_grid(args: argparse.Namespace, result: Any, max_draws: int, seed: int) -> int:
-    days = _parse_days(getattr(args, "days", None))
-    grid = risk_grid(
-        result,
-        days=days,
-        periods=days is None,
-        age=getattr(args, "age", None),
-        sex=getattr(args, "sex", None),
-        max_draws=max_draws,
-        seed=seed,
-    )
-    out = getattr(args, "out", None)
-    if out:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        grid.to_csv(path, index=False, float_format="%.6g")
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig = plot_risk_grid(grid)
-        png = path.with_suffix(".png")
-        fig.savefig(png, dpi=150)
-        plt.close(fig)
-        if getattr(args, "json", False):
-            print(
-                json.dumps(
-                    {
-                        "csv": str(path),
-                        "png": str(png),
-                        "model": grid.attrs["model"],
-                        "converged": grid.attrs["converged"],
-                        "ci_prob": grid.attrs["ci_prob"],
-                        "extrapolation": grid.attrs["extrapolation"],
-                    }
-                )
-            )
-        else:
-            print(f"wrote {path} ({len(grid)} rows) and {png}")
-    elif getattr(args, "json", False):
-        print(
-            json.dumps(
-                {
-                    "model": grid.attrs["model"],
-                    "converged": grid.attrs["converged"],
-                    "ci_prob": grid.attrs["ci_prob"],
-                    "extrapolation": grid.attrs["extrapolation"],
-                    "grid": grid.to_dict(orient="records"),
-                }
-            )
-        )
-    else:
-        sys.stdout.write(grid.to_csv(index=False, float_format="%.6g"))
-    return 0

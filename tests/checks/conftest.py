@@ -18,8 +18,8 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from bayesct.checks.convergence import Diagnostics
 from bayesct.data import Cohort, simulate_cohort
+from bayesct.modeling.diagnostics import Diagnostics
 from bayesct.modeling.fit import FitResult, JointModel
 
 SMALL_SEED = 11

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
-from bayesct.checks import run_cli
+from bayesct.checks import PPCError, posterior_predictive_check
 from bayesct.cli import main
 
 pytestmark = pytest.mark.slow
-
-
-def _args(fit_dir, out, **kw):
-    base = {
-        "fit_dir": str(fit_dir),
-        "out": str(out),
-        "replicates": 30,
-        "level": "patients",
-        "seed": 0,
-        "compare": [],
-        "mixed_replicates": 2,
-    }
-    return argparse.Namespace(**(base | kw))
 
 
 def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
@@ -31,7 +17,8 @@ def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
 
     fit = FitResult.load(real_fit_dir)
     out = tmp_path / "check"
-    assert run_cli(_args(real_fit_dir, out, level="new")) == 0
+    argv = ["check", str(real_fit_dir), "--out", str(out), "--replicates", "30", "--level", "new"]
+    assert main([*argv, "--mixed-replicates", "2"]) == 0
     captured = capsys.readouterr()
     assert "statistics fall outside the central 95% interval" in captured.out
     assert "ppc.json" in captured.out
@@ -82,5 +69,11 @@ def test_check_end_to_end(real_fit_dir, tmp_path, capsys):
 def test_check_command_errors(real_fit_dir, tmp_path, capsys):
     assert main(["check", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "error:" in capsys.readouterr().err
-    with pytest.raises(Exception, match="level"):
-        run_cli(_args(real_fit_dir, tmp_path / "o", level="all"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", str(real_fit_dir), "--out", str(tmp_path / "o"), "--level", "all"])
+    assert exit_info.value.code == 2
+    assert "--level" in capsys.readouterr().err
+    from bayesct.modeling.fit import FitResult
+
+    with pytest.raises(PPCError, match="level"):
+        posterior_predictive_check(FitResult.load(real_fit_dir), level="all")  # type: ignore[arg-type]

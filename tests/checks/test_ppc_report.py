@@ -212,6 +212,7 @@ def test_compare_command_prints_the_conditioning_and_flags_failed_gates(
             str(tmp_path / "ct_only"),
             "--max-draws",
             "60",
+            "--no-refit",
             "--out",
             str(out),
         ]
@@ -221,5 +222,7 @@ def test_compare_command_prints_the_conditioning_and_flags_failed_gates(
     assert "ct+death" in text.out and "integrated out" in text.out
     assert {"joint", "ct_only"} <= set(pd.read_csv(out)["model"])
     # asking for data one variant does not model is a clear error, exit 2
-    rc = main(["compare", str(tmp_path / "joint"), str(tmp_path / "ct_only"), "--parts", "ct,labs"])
+    rc = main(
+        ["compare", str(tmp_path / "joint"), str(tmp_path / "ct_only"), "--parts", "ct,labs", "--no-refit"]
+    )
     assert rc == 2 and "share only" in capsys.readouterr().err

@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 from bayesct.checks import PPCError, replicate, replicate_set
-from bayesct.checks.convergence import Diagnostics
 from bayesct.constants import CT, CT_MAX, DAY, DIED, PCT_LABS
+from bayesct.modeling.diagnostics import Diagnostics
 from bayesct.modeling.fit import FitResult
 from bayesct.modeling.spec import load_spec
 

@@ -11,11 +11,11 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from bayesct.checks.convergence import Diagnostics, gate_variables
 from bayesct.cli import main
 from bayesct.data import write_cohort
 from bayesct.modeling.builders import build_model
 from bayesct.modeling.design import build_design
+from bayesct.modeling.diagnostics import Diagnostics, gate_variables
 from bayesct.modeling.fit import FitResult, JointModel
 from bayesct.modeling.spec import ModelSpec, load_spec
 from bayesct.report.format import fmt_estimate

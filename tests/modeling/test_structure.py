@@ -8,10 +8,10 @@ import pytensor.tensor as pt
 import pytest
 import xarray as xr
 
-from bayesct.checks.convergence import Diagnostics
 from bayesct.data import simulate_cohort
 from bayesct.errors import DataValidationError, SpecError
 from bayesct.modeling.design import build_design, from_model_scale, spline_basis, to_model_scale
+from bayesct.modeling.diagnostics import Diagnostics
 from bayesct.modeling.fit import FitResult, JointModel
 from bayesct.modeling.posterior import PosteriorModel
 from bayesct.modeling.spec import SPEC_NAMES, load_spec

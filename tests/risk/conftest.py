@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesct.checks.convergence import Diagnostics
 from bayesct.data.simulate import SimulationParams, simulate_cohort
+from bayesct.modeling.diagnostics import Diagnostics
 from bayesct.modeling.fit import FitResult, JointModel
 from bayesct.modeling.spec import load_spec
 
@@ -171,7 +171,7 @@ def sim_joint_fit() -> tuple[FitResult, SimulationParams]:
 
 @pytest.fixture
 def risk_cli_args():
-    """Build the ``argparse.Namespace`` that ``bayesct risk`` hands to ``risk.run_cli``."""
+    """Build the ``argparse.Namespace`` that ``bayesct risk`` hands to ``bayesct.cli.cmd_risk``."""
 
     def _args(fit, **kw):
         base = dict(
@@ -186,7 +186,7 @@ def risk_cli_args():
             days=None,
             out=None,
             seed=0,
-            draws=None,
+            draws=1000,
         )
         base.update(kw)
         return argparse.Namespace(**base)

@@ -9,8 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
+from bayesct.cli import cmd_risk
 from bayesct.constants import CT, DAY
-from bayesct.risk import RiskWarning, extrapolation_messages, risk_grid, risk_query, run_cli
+from bayesct.risk import RiskWarning, extrapolation_messages, risk_grid, risk_query
 
 
 def _last_scan_day(fit) -> float:
@@ -115,20 +116,20 @@ def test_grid_mean_column(joint_fake):
 
 def test_cli_prints_extrapolation_warnings_and_mean(joint_fake, capsys, risk_cli_args):
     age = _inside_age(joint_fake)
-    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=60, age=age, sex="male")) == 0
+    assert cmd_risk(risk_cli_args(joint_fake, ct_score=14, day=60, age=age, sex="male")) == 0
     captured = capsys.readouterr()
     assert "mean " in captured.out
     lines = [ln for ln in captured.err.splitlines() if ln.startswith("warning: ")]
     assert any("day 60 is past the last CT scan" in ln for ln in lines)
     assert len(lines) == len(set(lines))
-    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=60, age=age, sex="male", json=True)) == 0
+    assert cmd_risk(risk_cli_args(joint_fake, ct_score=14, day=60, age=age, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["extrapolation"] and np.isfinite(obj["p_death"]["mean"])
 
 
 def test_cli_grid_prints_warning_once(joint_fake, capsys, risk_cli_args):
     age = _inside_age(joint_fake)
-    assert run_cli(risk_cli_args(joint_fake, grid=True, days="8,45,60", age=age, sex="male")) == 0
+    assert cmd_risk(risk_cli_args(joint_fake, grid=True, days=[8.0, 45.0, 60.0], age=age, sex="male")) == 0
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("warning: ")]
     assert sum("past the last CT scan" in ln for ln in lines) == 1

@@ -16,12 +16,13 @@ from scipy import integrate, stats
 from scipy.special import expit
 
 from bayesct import risk
+from bayesct.cli import cmd_risk
 from bayesct.data.simulate import population_risk
 from bayesct.errors import BayesctError, DataValidationError, SpecError
 from bayesct.modeling.builders import lab_marginal_logp
 from bayesct.modeling.design import to_model_scale
 from bayesct.modeling.posterior import PosteriorModel
-from bayesct.risk import patient_risks, plot_risk_grid, risk_grid, risk_query, run_cli
+from bayesct.risk import patient_risks, plot_risk_grid, risk_grid, risk_query
 
 # -- brute force -------------------------------------------------------------------------------------
 
@@ -412,14 +413,14 @@ def test_same_seed_same_numbers(joint_fake):
 
 
 def test_cli_query_text_and_json(joint_fake, capsys, risk_cli_args):
-    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
+    assert cmd_risk(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male")) == 0
     out = capsys.readouterr().out.strip()
     assert re.fullmatch(
         r"P\(death\) = \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \(95% CrI; mean \d+\.\d%; model joint_normal; "
         r"CT 14 on day 8, age 60, male\)",
         out,
     ), out
-    assert run_cli(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
+    assert cmd_risk(risk_cli_args(joint_fake, ct_score=14, day=8, age=60, sex="male", json=True)) == 0
     obj = json.loads(capsys.readouterr().out)
     assert set(obj["p_death"]) == {"median", "lo", "hi", "mean"}
     assert obj["ci_prob"] == 0.95 and obj["model"] == "joint_normal" and obj["converged"] is True
@@ -431,7 +432,7 @@ def test_cli_warns_for_unconverged_fit(capsys, risk_cli_args):
 
     base = fake_fit("joint", {}, n_patients=20)
     bad = fake_fit("joint", joint_draws(3, base.design), n_patients=20, passed=False)
-    assert run_cli(risk_cli_args(bad, ct_score=5, day=3, age=40, sex="female", json=True)) == 0
+    assert cmd_risk(risk_cli_args(bad, ct_score=5, day=3, age=40, sex="female", json=True)) == 0
     captured = capsys.readouterr()
     assert "WARNING" in captured.err and "convergence" in captured.err
     assert json.loads(captured.out)["converged"] is False
@@ -439,7 +440,12 @@ def test_cli_warns_for_unconverged_fit(capsys, risk_cli_args):
 
 def test_cli_grid_writes_csv_and_png(joint_fake, tmp_path, capsys, risk_cli_args):
     out = tmp_path / "grid.csv"
-    assert run_cli(risk_cli_args(joint_fake, grid=True, days="3,8,13", age=60, sex="male", out=str(out))) == 0
+    assert (
+        cmd_risk(
+            risk_cli_args(joint_fake, grid=True, days=[3.0, 8.0, 13.0], age=60, sex="male", out=str(out))
+        )
+        == 0
+    )
     assert "grid.png" in capsys.readouterr().out
     grid = pd.read_csv(out)
     assert {"ct_score", "day", "median", "lo", "hi"} <= set(grid.columns)
@@ -448,9 +454,9 @@ def test_cli_grid_writes_csv_and_png(joint_fake, tmp_path, capsys, risk_cli_args
 
 def test_cli_errors_are_bayesct_errors(joint_fake, risk_cli_args):
     with pytest.raises(BayesctError, match="0-24"):
-        run_cli(risk_cli_args(joint_fake, ct_score=25, day=8, age=60, sex="male"))
+        cmd_risk(risk_cli_args(joint_fake, ct_score=25, day=8, age=60, sex="male"))
     with pytest.raises(BayesctError, match="age"):
-        run_cli(risk_cli_args(joint_fake, ct_score=5, day=8))
+        cmd_risk(risk_cli_args(joint_fake, ct_score=5, day=8))
 
 
 # -- (2), (4), (5) on a real fit to a simulated cohort with known truth -------------------------------

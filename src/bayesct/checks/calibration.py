@@ -28,10 +28,12 @@ Patient-level PSIS-LOO (:func:`patient_loo`, :func:`compare_models`)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import numpy as np
@@ -44,6 +46,9 @@ from bayesct.errors import BayesctError
 from bayesct.modeling.design import from_model_scale
 from bayesct.modeling.fit import FitResult, data_fingerprint
 from bayesct.modeling.posterior import PosteriorModel
+
+if TYPE_CHECKING:
+    from bayesct.checks.refit import Refitter
 
 #: Pareto k above which PSIS estimates are unreliable (arviz's threshold for S >= 2000 draws is
 #: ~0.7; it is lower for fewer draws, and arviz reports its own ``good_k``).
@@ -511,6 +516,66 @@ def _patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], integrated: bool
     return integrated_patient_loglik(pm, parts, seed=seed) if integrated else pm.patient_loglik(parts=parts)
 
 
+def _logmeanexp_cols(ll: np.ndarray) -> np.ndarray:
+    m = ll.max(axis=0)
+    return m + np.log(np.mean(np.exp(ll - m), axis=0))
+
+
+def _with_refits(
+    res: Any,
+    loglik: np.ndarray,
+    fit: FitResult,
+    parts: tuple[str, ...],
+    *,
+    refit: bool | Refitter,
+    max_draws: int,
+    seed: int,
+    progress: Callable[[str], None] | None,
+) -> tuple[Any, dict[str, Any]]:
+    """PSIS-LOO ``res`` with every patient of Pareto k > 0.7 scored by an exact refit instead.
+
+    Returns the (possibly amended) ``ELPDData`` and what was done: ``method``, ``refitted``
+    (patient ids), ``refits_passed``.
+    """
+    from bayesct.checks.refit import exact_patient_loo
+
+    k = np.asarray(res.pareto_k.values, dtype=float).ravel()
+    bad = [int(i) for i in np.flatnonzero(k > PARETO_K_BAD)]
+    info: dict[str, Any] = {"method": "psis", "refitted": [], "refits_passed": True}
+    if not refit or not bad:
+        return res, info
+    exact = exact_patient_loo(
+        fit,
+        bad,
+        parts=parts,
+        max_draws=max_draws,
+        seed=seed,
+        refit=refit if callable(refit) else None,
+        progress=progress,
+    )
+    elpd_i = np.asarray(res.elpd_i.values, dtype=float).ravel().copy()
+    elpd_i[bad] = exact.elpd_i
+    lppd_i = _logmeanexp_cols(np.asarray(loglik, dtype=float))
+    n = elpd_i.size
+    new = dataclasses.replace(
+        res,
+        elpd=float(elpd_i.sum()),
+        se=float(np.sqrt(n * np.var(elpd_i))),
+        p=float((lppd_i - elpd_i).sum()),
+        elpd_i=res.elpd_i.copy(data=elpd_i.reshape(res.elpd_i.shape)),
+    )
+    ids = [str(fit.design.patient_ids[i]) for i in bad]
+    info = {"method": "psis+refit", "refitted": ids, "refits_passed": exact.all_passed}
+    return new, info
+
+
+#: What each method of :func:`patient_loo` and :func:`compare_models` means.
+LOO_METHODS = {
+    "psis": "PSIS-LOO over the model parameters for every patient",
+    "psis+refit": "PSIS-LOO, and an exact refit without the patient for each patient of Pareto k > 0.7",
+}
+
+
 def patient_loo(
     fit: FitResult,
     *,
@@ -518,26 +583,40 @@ def patient_loo(
     max_draws: int = DEFAULT_CHECK_DRAWS,
     seed: int = 0,
     model: PosteriorModel | None = None,
+    refit: bool | Refitter = False,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Patient-level PSIS-LOO of one fit on ``parts`` (default: all it models).
 
     Each patient's log-likelihood has their random effects integrated out
     (:func:`integrated_patient_loglik`), so PSIS leaves out θ alone; specs with outcome-group
     curves (``by_group``) fall back to the likelihood conditional on the patient's own effects,
-    and say so in ``conditioning``.
+    and say so in ``conditioning``. With ``refit``, each patient whose Pareto k exceeds 0.7 is
+    scored exactly instead, by a refit without them (:mod:`bayesct.checks.refit`; a callable
+    ``refit(fit, cohort) -> FitResult`` replaces the default refit).
 
     Returns
     -------
     dict
-        ``elpd, se, p_loo, n_patients, n_bad_k, max_pareto_k, parts, draws, conditioning``.
+        ``elpd, se, p_loo, n_patients, n_bad_k, max_pareto_k, parts, draws, conditioning,
+        method, refitted, refits_passed`` (``n_bad_k`` and ``max_pareto_k`` are PSIS's, before
+        any refit).
     """
     _require_joint(fit, "patient-level PSIS-LOO")
     pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
     use = parts or model_parts(fit)
     integrated = not fit.spec.by_group
-    res = psis_loo(_patient_loglik(pm, use, integrated, seed))
+    loglik = _patient_loglik(pm, use, integrated, seed)
+    res = psis_loo(loglik)
     k = np.asarray(res.pareto_k.values, dtype=float).ravel()
-    return {
+    if refit and not integrated:
+        raise CheckError(
+            f"exact refits need the integrated patient likelihood, which '{fit.spec.name}' lacks"
+        )
+    res, info = _with_refits(
+        res, loglik, fit, tuple(use), refit=refit, max_draws=max_draws, seed=seed, progress=progress
+    )
+    return info | {
         "elpd": float(res.elpd),
         "se": float(res.se),
         "p_loo": float(res.p),
@@ -548,6 +627,114 @@ def patient_loo(
         "draws": int(pm.n_draws),
         "conditioning": CONDITIONING["integrated" if integrated else "conditional"],
     }
+
+
+def _scan_logistic_loo_risk(fit: FitResult, *, max_draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-patient-out death predictions of a ``scan_logistic`` fit, and the Pareto k.
+
+    The fit's pseudo-posterior is the prior times ``exp(sum_i l_i)`` with ``l_i`` patient i's
+    weighted per-scan term (:func:`bayesct.modeling.design.scan_weights`), so leaving the
+    patient out divides by ``exp(l_i)``: PSIS on ``l_i``. The patient's prediction is the mean
+    of their scans' predicted probabilities.
+    """
+    from bayesct.modeling.design import scan_weights
+    from bayesct.risk import _ScanLogistic
+
+    d = fit.design
+    sl = _ScanLogistic.from_fit(fit, max_draws, seed)
+    scan_patient = d.ct.patient.astype(np.int64)
+    p = np.clip(sl.risk(d.ct.value.astype(float), d.ct.day.astype(float)), 1e-12, 1 - 1e-12)
+    died = d.died.astype(float)[scan_patient]
+    term = scan_weights(scan_patient) * (died * np.log(p) + (1 - died) * np.log1p(-p))
+    n = d.n_patients
+    ll = np.zeros((p.shape[0], n))
+    np.add.at(ll.T, scan_patient, term.T)
+    w, k = psis_weights(ll)
+    per_scan = (w[:, scan_patient] * p).sum(axis=0)
+    counts = np.bincount(scan_patient, minlength=n)
+    risk = np.bincount(scan_patient, weights=per_scan, minlength=n) / np.maximum(counts, 1)
+    return np.clip(risk, 1e-12, 1 - 1e-12), k
+
+
+#: What each model's death prediction in :func:`compare_death_predictions` is.
+DEATH_PREDICTION = {
+    "joint": "P(death | the scans and labs the model holds, and covariates), the patient's effects integrated out, θ left out by PSIS",
+    "scan_logistic": "the mean over the patient's scans of P(death | CT score, day), θ left out by PSIS",
+}
+
+
+def compare_death_predictions(
+    fits: dict[str, FitResult],
+    *,
+    max_draws: int = DEFAULT_CHECK_DRAWS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Leave-patient-out death predictions of every fit with a mortality part, scored alike.
+
+    Unlike :func:`compare_models` this ranks the ``scan_logistic`` family too: every model's
+    prediction for a patient leaves that patient's outcome out (:data:`DEATH_PREDICTION` says
+    what each family predicts from).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per model (best Brier first): ``model, family, brier, log_score, auc, expected_deaths,
+        observed_deaths, calibration_slope, n_bad_k, max_pareto_k, predicts``.
+    """
+    shas = {n: data_fingerprint(f.cohort)["sha256"] for n, f in fits.items()}
+    if len(set(shas.values())) > 1:
+        raise CheckError(
+            "the fits to compare were fitted to different data: "
+            + ", ".join(f"{n}={s[:8]}" for n, s in shas.items())
+        )
+    rows = []
+    for name, f in fits.items():
+        if not f.spec.mortality:
+            continue
+        died = f.design.died.astype(float)
+        if f.spec.family == "scan_logistic":
+            risk, k = _scan_logistic_loo_risk(f, max_draws=max_draws, seed=seed)
+        elif f.spec.by_group:
+            continue  # its curves condition on the outcome: no honest death prediction
+        else:
+            cal = mortality_calibration(f, max_draws=max_draws, seed=seed)
+            risk = cal.patients["predicted_loo"].to_numpy(float)
+            k = cal.patients["pareto_k"].to_numpy(float)
+        rows.append(
+            {
+                "model": name,
+                "family": f.spec.family,
+                "brier": float(np.mean((risk - died) ** 2)),
+                "log_score": float(np.mean(died * np.log(risk) + (1 - died) * np.log1p(-risk))),
+                "auc": _auc(risk, died),
+                "expected_deaths": float(risk.sum()),
+                "observed_deaths": int(died.sum()),
+                "calibration_slope": _calibration_slope(risk, died),
+                "n_bad_k": int((k > PARETO_K_BAD).sum()),
+                "max_pareto_k": float(np.max(k)),
+                "predicts": DEATH_PREDICTION[
+                    "scan_logistic" if f.spec.family == "scan_logistic" else "joint"
+                ],
+            }
+        )
+    if len(rows) < 2:
+        raise CheckError("a comparison of death predictions needs at least two fits with a mortality part")
+    return pd.DataFrame(rows).sort_values("brier", kind="stable").reset_index(drop=True)
+
+
+def _calibration_slope(risk: np.ndarray, died: np.ndarray) -> float:
+    """Slope of the logistic regression of the outcome on logit(risk) (1 = well calibrated)."""
+    x = np.log(risk) - np.log1p(-risk)
+    X = np.column_stack([np.ones_like(x), x])
+    beta = np.zeros(2)
+    for _ in range(50):
+        mu = 1.0 / (1.0 + np.exp(-(X @ beta)))
+        H = X.T @ (X * (mu * (1 - mu))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(H, X.T @ (died - mu))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(beta[1]) if np.all(np.isfinite(beta)) else float("nan")
 
 
 def shared_parts(fits: dict[str, FitResult]) -> tuple[str, ...]:
@@ -568,6 +755,8 @@ def compare_models(
     parts: tuple[str, ...] | None = None,
     max_draws: int = DEFAULT_CHECK_DRAWS,
     seed: int = 0,
+    refit: bool | Refitter = False,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Patient-level PSIS-LOO comparison of model variants fitted to the same data (``az.compare``).
 
@@ -589,12 +778,24 @@ def compare_models(
         not model is an error.
     max_draws, seed
         Posterior draws used per fit.
+    refit, progress
+        With ``refit``, every patient of Pareto k > 0.7 in a model is scored by an exact refit of
+        that model without them (:func:`patient_loo`); ``progress`` is called before each refit.
 
     Returns
     -------
     pandas.DataFrame
         arviz's comparison (``rank, elpd_diff, dse, elpd, se, p, weight, ...``) with a ``model``
-        column, ``data`` (the parts compared), ``n_bad_k`` and ``max_pareto_k`` per model.
+        column, ``data`` (the parts compared), ``n_bad_k`` and ``max_pareto_k`` per model (PSIS's,
+        before any refit), ``method`` (:data:`LOO_METHODS`) and ``refitted`` (the patients
+        refitted, comma-separated).
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> cohort = bc.load_default_cohort()
+    >>> fits = {name: bc.JointModel(name).fit(cohort) for name in ("joint", "ct_only")}  # doctest: +SKIP
+    >>> bc.compare(fits, parts=("ct", "death"))  # doctest: +SKIP
     """
     if not fits:
         raise CheckError("no fits to compare")
@@ -621,13 +822,19 @@ def compare_models(
         )
     elpds: dict[str, Any] = {}
     ks: dict[str, np.ndarray] = {}
+    infos: dict[str, dict[str, Any]] = {}
     # every variant on the same conditioning: integrated unless one cannot be
     integrated = not any(f.spec.by_group for f in usable.values())
+    if refit and not integrated:
+        raise CheckError("exact refits need the integrated patient likelihood of every variant")
     for name, f in usable.items():
         pm = PosteriorModel.from_fit(f, max_draws=max_draws, seed=seed)
-        res = psis_loo(_patient_loglik(pm, tuple(parts), integrated, seed))
-        elpds[name] = res
+        loglik = _patient_loglik(pm, tuple(parts), integrated, seed)
+        res = psis_loo(loglik)
         ks[name] = np.asarray(res.pareto_k.values, dtype=float).ravel()
+        elpds[name], infos[name] = _with_refits(
+            res, loglik, f, tuple(parts), refit=refit, max_draws=max_draws, seed=seed, progress=progress
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = az.compare(elpds, round_to=None)
@@ -651,6 +858,9 @@ def compare_models(
     table["data"] = "+".join(parts)
     table["n_bad_k"] = [int((ks[m] > PARETO_K_BAD).sum()) for m in table["model"]]
     table["max_pareto_k"] = [float(ks[m].max()) for m in table["model"]]
+    table["method"] = [infos[str(m)]["method"] for m in table["model"]]
+    table["refitted"] = [",".join(infos[str(m)]["refitted"]) for m in table["model"]]
+    table["refits_passed"] = [bool(infos[str(m)]["refits_passed"]) for m in table["model"]]
     table.attrs["excluded"] = excluded
     table.attrs["parts"] = list(parts)
     table.attrs["conditioning"] = CONDITIONING["integrated" if integrated else "conditional"]

@@ -71,10 +71,7 @@ Summaries (:func:`summarise_statistics`, :func:`summarise_findings`)
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -777,7 +774,10 @@ class PPCResult:
         return _clean(out)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """``ppc.json``: strict JSON (a non-finite number is ``null``)."""
+        from bayesct.files import dumps_json
+
+        return dumps_json(self.to_dict())
 
     def summary(self) -> str:
         """Human lines: the levels, every statistic's ppp with its Monte Carlo error, the flags, findings."""
@@ -993,6 +993,16 @@ def posterior_predictive_check(
     Returns
     -------
     PPCResult
+        In memory: ``summary()`` prints it, ``write(out_dir)`` writes ``ppc.json``, the CSV
+        tables and the figures (what ``bayesct check`` writes).
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> ppc = bc.posterior_predictive_check(fit, replicates=200, seed=0)  # doctest: +SKIP
+    >>> print(ppc.summary())  # doctest: +SKIP
+    >>> ppc.write("demo-output/check")  # doctest: +SKIP
     """
     _check_fit(fit)
     _check_level(level)
@@ -1172,61 +1182,3 @@ def posterior_predictive_check(
         meta=meta,
         converged=fit.passed,
     )
-
-
-# -- CLI ----------------------------------------------------------------------------------------------------
-def run_cli(args: argparse.Namespace) -> int:
-    """The ``bayesct check`` subcommand, from parsed arguments.
-
-    ``args`` carries ``fit_dir, out, replicates, level, seed, compare`` (a list of other fit
-    folders, possibly empty) and optionally ``outcome_level`` (default ``new``) and
-    ``mixed_replicates``. Prints a short summary (the levels, every ppp with its Monte Carlo
-    error, the statistics outside their interval, the findings) and the
-    output paths; a fit that failed its convergence gates gets a loud WARNING on stderr and
-    ``"converged": false`` in ``ppc.json``. User errors raise :class:`~bayesct.errors.BayesctError`.
-    """
-    fit_dir = Path(args.fit_dir)
-    if not fit_dir.is_dir():
-        raise PPCError(f"fit folder {fit_dir} does not exist")
-    replicates = int(getattr(args, "replicates", 200))
-    level = str(getattr(args, "level", DEFAULT_LEVEL))
-    _check_level(level)
-    outcome_level = str(getattr(args, "outcome_level", DEFAULT_OUTCOME_LEVEL))
-    _check_level(outcome_level)
-    if replicates < 1:
-        raise PPCError(f"--replicates must be >= 1, got {replicates}")
-    fit = FitResult.load(fit_dir)
-    _check_fit(fit)
-    others: dict[str, FitResult] = {}
-    for other_dir in getattr(args, "compare", None) or []:
-        other = FitResult.load(other_dir)
-        name = other.spec.name
-        while name in others or name == fit.spec.name:
-            name = f"{name}_{Path(other_dir).name}"
-        others[name] = other
-    if not fit.passed:
-        print(
-            f"WARNING: the fit in {fit_dir} FAILED its convergence gates; posterior predictive checks of "
-            f"an unconverged fit are not trustworthy.\n{fit.diagnostics.message()}",
-            file=sys.stderr,
-        )
-    for name, other in others.items():
-        if not other.passed:
-            print(f"WARNING: comparison fit '{name}' FAILED its convergence gates.", file=sys.stderr)
-    result = posterior_predictive_check(
-        fit,
-        replicates=replicates,
-        level=level,  # type: ignore[arg-type]
-        outcome_level=outcome_level,  # type: ignore[arg-type]
-        seed=int(getattr(args, "seed", 0)),
-        mixed_replicates=int(getattr(args, "mixed_replicates", DEFAULT_MIXED_REPLICATES)),
-        compare=others or None,
-    )
-    paths = result.write(args.out)
-    print(result.summary())
-    for note in result.meta.get("notes", []):
-        print(f"  note: {note}")
-    print("Written:")
-    for p in paths:
-        print(f"  {p}")
-    return 0

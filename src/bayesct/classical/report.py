@@ -66,6 +66,12 @@ def run_all(cohort: Cohort) -> dict[str, pd.DataFrame]:
     dict of str to pandas.DataFrame
         Keys ``baseline, admission, period_comparison, mixed_model,
         mortality_logistic, mortality_grid, kendall``.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> tables = bc.classical_tables(bc.load_default_cohort())  # doctest: +SKIP
+    >>> tables["period_comparison"]  # doctest: +SKIP
     """
     return {
         "baseline": baseline(cohort),

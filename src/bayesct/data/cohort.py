@@ -69,6 +69,15 @@ class Cohort:
     notes
         Human-readable notes about rows excluded or values derived by design
         (for example "NLR derived from neutrophil and lymphocyte counts").
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> cohort = bc.load_default_cohort()
+    >>> cohort.n_patients
+    93
+    >>> cohort.visits.columns[:3].tolist()
+    ['patient_id', 'day', 'period']
     """
 
     visits: pd.DataFrame
@@ -85,11 +94,12 @@ class Cohort:
         *,
         source: str = "<DataFrame>",
         patient_source: str | None = None,
+        columns: Mapping[str, str] | None = None,
     ) -> Cohort:
         """Validate raw tables and build a cohort (see :func:`bayesct.data.validate.build_cohort`)."""
         from bayesct.data.validate import build_cohort
 
-        return build_cohort(visits, patients, source=source, patient_source=patient_source)
+        return build_cohort(visits, patients, source=source, patient_source=patient_source, columns=columns)
 
     # -- shape ------------------------------------------------------------
     @property

@@ -54,6 +54,13 @@ def load_default_cohort() -> Cohort:
         round-off of the CSV) and its true generating parameters are
         :class:`bayesct.data.simulate.SimulationParams` defaults with seed
         :data:`DEFAULT_COHORT_SEED`.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> cohort = bc.load_default_cohort()
+    >>> cohort.n_patients, cohort.n_deaths
+    (93, 25)
     """
     from bayesct.data.validate import build_cohort
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
 from bayesct.data.cohort import Cohort
+from bayesct.data.columns import load_column_map
 from bayesct.data.validate import build_cohort
 from bayesct.errors import DataValidationError
 
@@ -157,11 +159,45 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return _read_parquet(path)
 
 
-def read_cohort(path: str | Path, patients_path: str | Path | None = None) -> Cohort:
+def read_cohort(
+    path: str | Path,
+    patients_path: str | Path | None = None,
+    *,
+    columns: Mapping[str, str] | str | Path | None = None,
+) -> Cohort:
     """Read and validate a cohort: a long visit table and, optionally, a patient table.
 
     Error messages name the files as given here.
+
+    Parameters
+    ----------
+    path
+        The visits table, one row per patient-visit (CSV, Parquet or Excel).
+    patients_path
+        An optional patient table (one row per patient), joined on ``patient_id``.
+    columns
+        Optional: bayesct's column names mapped to the files' headers, for both tables,
+        as a mapping (``{"day": "Days since onset"}``) or the path of a TOML file with a
+        ``[columns]`` table (:func:`bayesct.data.columns.load_column_map`). Other headers
+        are matched by normalisation (``"LDH (U/L)"`` is ``ldh``).
+
+    Returns
+    -------
+    Cohort
+        The validated cohort; ``cohort.notes`` says what was excluded or derived.
+
+    Raises
+    ------
+    bayesct.errors.DataValidationError
+        A file, row and column that break the column contract.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> cohort = bc.read_cohort("visits.csv", "patients.csv")  # doctest: +SKIP
+    >>> print(cohort.summary())  # doctest: +SKIP
     """
+    mapping = load_column_map(columns) if isinstance(columns, (str, Path)) else columns
     visits = read_table(path)
     patients = read_table(patients_path) if patients_path is not None else None
     return build_cohort(
@@ -169,6 +205,7 @@ def read_cohort(path: str | Path, patients_path: str | Path | None = None) -> Co
         patients,
         source=str(path),
         patient_source=str(patients_path) if patients_path is not None else None,
+        columns=mapping,
     )
 
 
@@ -177,6 +214,12 @@ def write_cohort(cohort: Cohort, path: str | Path) -> Path:
 
     Reading the file back with :func:`read_cohort` gives an equal cohort.
     Returns the path written.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> bc.write_cohort(bc.load_default_cohort(), "default_cohort.csv")  # doctest: +SKIP
+    PosixPath('default_cohort.csv')
     """
     path = Path(path)
     suffix = _suffix(path)

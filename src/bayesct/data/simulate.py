@@ -532,6 +532,14 @@ def simulate_cohort(
     -------
     SimulatedCohort or ZoneSimulatedCohort
         The cohort (``source="simulated"``), the parameters and the true effects.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> sim = bc.simulate_cohort(200, seed=1)
+    >>> sim.cohort.n_patients
+    200
+    >>> zones = bc.simulate_cohort(200, seed=1, generator="zones", zone_columns=True)  # doctest: +SKIP
     """
     if generator != "joint" and generator in GENERATORS:
         from bayesct.data.zones import ZoneParams, simulate_zone_cohort

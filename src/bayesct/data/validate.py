@@ -7,19 +7,30 @@ of ``object``/``str`` dtype, blanks as empty strings) and returns a
 spreadsheet shows it: header = row 1, first data row = row 2) and the column of
 the first problem found.
 
-Rules (see DESIGN.md, "The column vocabulary"):
+Rules:
 
+* headers are matched to the vocabulary by the column mapping and by
+  normalisation (:mod:`bayesct.data.columns`); errors name the column as the
+  file's header gives it; a header close to a name bayesct knows that the
+  data lack is an error with a "did you mean ...?";
 * visit-level columns: ``patient_id`` and ``day`` (required), ``ct_score``,
   the labs of :data:`bayesct.constants.LABS`, ``neutrophil_count`` (used
   only to derive NLR) and the optional lung-zone scores
   :data:`bayesct.constants.CT_ZONES` (``zone_ru`` ... ``zone_ll``, integers
-  0-4); every other column is patient-level;
+  0-4); every other column is patient-level, except a column bayesct does not
+  know that varies within a patient in the visit table: it is not used (noted);
+* dates: without ``day``, each visit's ``scan_date`` and the patient's
+  ``onset_date`` (either table) give ``day`` = the days between them (noted; a
+  scan before onset is an error); an ``admission_date`` with ``onset_date``
+  gives the covariate ``admission_day``; date columns are never kept as
+  covariates;
 * zone scores: where all six zones and ``ct_score`` are given, ``ct_score``
   must equal their sum; where all six are given and ``ct_score`` is blank or
   absent, it is derived as their sum (noted); partial zones leave a blank
   ``ct_score`` blank; the zone columns present are kept in ``Cohort.visits``;
 * patient-level values must agree within a patient (blanks on some rows are
-  allowed; the patient's value is the one given), ``died`` is required (0/1);
+  allowed; the patient's value is the one given), ``died`` is required (0/1)
+  for every patient (an unknown outcome is refused, naming the patient);
 * nothing is dropped silently: collapsed duplicate rows, excluded rows with no
   marker at all, derived NLR values and derived CT totals are reported in
   ``Cohort.notes``.
@@ -29,13 +40,19 @@ Everything is vectorised; Python loops run over columns, never over rows.
 
 from __future__ import annotations
 
+import datetime
+import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from bayesct.constants import (
+    ADMISSION_DATE,
+    ADMISSION_DAY,
+    AGE,
     CT,
     CT_MAX,
     CT_ZONES,
@@ -43,12 +60,16 @@ from bayesct.constants import (
     DERIVATION_COLUMNS,
     DIED,
     LABS,
+    ONSET_DATE,
     PATIENT,
     PCT_LABS,
     PERIOD,
+    SCAN_DATE,
+    SEX,
     ZONE_MAX,
 )
 from bayesct.data.cohort import Cohort, assign_period
+from bayesct.data.columns import KNOWN_COLUMNS, resolve_headers
 from bayesct.errors import DataValidationError
 
 __all__ = ["BLANK_TOKENS", "VISIT_COLUMNS", "build_cohort"]
@@ -58,10 +79,15 @@ BLANK_TOKENS: frozenset[str] = frozenset({"", "na", "n/a", "nan", "null", "#n/a"
 
 NEUTROPHIL_COUNT = "neutrophil_count"
 #: Columns that belong to one visit; every other column is patient-level.
-VISIT_COLUMNS: tuple[str, ...] = (PATIENT, DAY, CT, *LABS, *DERIVATION_COLUMNS, *CT_ZONES)
+VISIT_COLUMNS: tuple[str, ...] = (PATIENT, DAY, SCAN_DATE, CT, *LABS, *DERIVATION_COLUMNS, *CT_ZONES)
 _MARKER_INPUTS: tuple[str, ...] = (CT, *LABS, *DERIVATION_COLUMNS, *CT_ZONES)
-_AGE = "age"
-_SEX = "sex"
+#: Patient-level dates: converted to days since onset, never kept as covariates.
+_PATIENT_DATES: tuple[str, ...] = (ONSET_DATE, ADMISSION_DATE)
+_MARKER_NAMES: frozenset[str] = frozenset((CT, *LABS, *DERIVATION_COLUMNS))
+#: Patient-level columns bayesct knows: their values must agree within a patient.
+_KNOWN_PATIENT: tuple[str, ...] = (DIED, AGE, SEX)
+_AGE = AGE
+_SEX = SEX
 _AGE_MAX = 120.0
 _SEX_VALUES: dict[str, str] = {"f": "female", "female": "female", "m": "male", "male": "male"}
 _UNNAMED = re.compile(r"^(unnamed: \d+|)$")
@@ -88,7 +114,14 @@ def _show(value: object) -> str:
     """A raw value for a message: numbers bare, text quoted."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
+        if number.is_integer() and abs(number) < 1e15:
+            return str(int(number))
+        return f"{number:.15g}"
+    if isinstance(value, (datetime.date, np.datetime64)):
+        if pd.isna(value):
+            return "blank"
+        stamp = pd.Timestamp(value)
+        return str(stamp.date()) if stamp == stamp.normalize() else stamp.strftime("%Y-%m-%d %H:%M")
     text = str(value).strip()
     try:
         float(text)
@@ -147,18 +180,18 @@ def _row_list(rows: Sequence[int] | np.ndarray, limit: int = 5) -> str:
     return shown + (", ..." if len(rows) > limit else "")
 
 
-def _prepare(frame: object, file: str, notes: list[str], what: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Normalise column names, drop completely empty rows (noted); return the table and its row numbers."""
+def _check_frame(frame: object, file: str, what: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise _fail(f"expected a table (pandas DataFrame) for the {what}, got {type(frame).__name__}", file)
     if frame.shape[1] == 0:
         raise _fail(f"the {what} is empty: no columns", file)
-    names = [str(c).strip().lower() for c in frame.columns]
-    seen: set[str] = set()
-    for name in names:
-        if name in seen and not _UNNAMED.match(name):
-            raise _fail(f"column '{name}' appears more than once in the header", file, 1, name)
-        seen.add(name)
+    return frame
+
+
+def _prepare(
+    frame: pd.DataFrame, names: list[str], file: str, notes: list[str], what: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Name the columns, drop completely empty rows (noted); return the table and its row numbers."""
     if len(frame) == 0:
         raise _fail(f"the {what} has a header but no data rows", file)
     df = frame.copy()
@@ -191,8 +224,9 @@ def _prepare(frame: object, file: str, notes: list[str], what: str) -> tuple[pd.
     return df, rows
 
 
-def _columns_list(df: pd.DataFrame) -> str:
-    return ", ".join(f"'{c}'" for c in df.columns)
+def _columns_list(df: pd.DataFrame, headers: Mapping[str, str]) -> str:
+    """The table's columns as its file names them."""
+    return ", ".join(f"'{headers.get(c, c)}'" for c in df.columns)
 
 
 # -- patient-level columns -----------------------------------------------------------------------------
@@ -236,63 +270,123 @@ def _type_patient_column(
     return text.where(~blank).astype(str), False
 
 
-def _patient_table(
-    v: pd.DataFrame,
-    v_rows: np.ndarray,
-    v_ids: np.ndarray,
-    p: pd.DataFrame | None,
-    p_rows: np.ndarray,
-    p_ids: np.ndarray,
-    source: str,
-    psrc: str,
-    order: pd.Index,
-) -> pd.DataFrame:
-    """Type, check constancy of and collapse the patient-level columns of both tables."""
-    v_cols = [c for c in v.columns if c not in VISIT_COLUMNS]
-    p_cols = [] if p is None else [c for c in p.columns if c != PATIENT]
+@dataclass(frozen=True)
+class _Rows:
+    """The rows of both tables stacked, visit rows first: each row's file, row number and patient."""
+
+    v: pd.DataFrame
+    p: pd.DataFrame | None
+    files: np.ndarray
+    rows: np.ndarray
+    ids: np.ndarray
+    codes: np.ndarray
+    order: pd.Index
+
+    @property
+    def n_visits(self) -> int:
+        return len(self.v)
+
+    def has(self, name: str) -> bool:
+        return name in self.v.columns or (self.p is not None and name in self.p.columns)
+
+    def raw(self, name: str) -> pd.Series:
+        """One column over the stacked rows (missing where a table lacks it)."""
+        n_v = len(self.v)
+        raw = self.v[name] if name in self.v.columns else pd.Series([np.nan] * n_v, dtype=object)
+        if self.p is not None:
+            n_p = len(self.p)
+            other = self.p[name] if name in self.p.columns else pd.Series([np.nan] * n_p, dtype=object)
+            raw = pd.concat([raw.astype(object), other.astype(object)], ignore_index=True)
+        return raw.reset_index(drop=True)
+
+    def cite(self, k: int, name: str, given: np.ndarray | None = None) -> int:
+        """The stacked row to name for patient ``k``'s ``name``: its patient-table row when that
+        table has the column, else its first visit row with a value (``given``), else its first visit row."""
+        mine = self.codes == k
+        if self.p is not None and name in self.p.columns:
+            return int(np.flatnonzero(mine & (np.arange(len(mine)) >= self.n_visits))[0])
+        if given is not None and (mine & given).any():
+            return _first(mine & given)
+        return _first(mine)
+
+    def where(self, j: int, i: int) -> str:
+        """Row ``j`` as seen from an error at row ``i`` ("row 3", or "patients.csv row 3")."""
+        return (
+            f"row {self.rows[j]}" if self.files[j] == self.files[i] else f"{self.files[j]} row {self.rows[j]}"
+        )
+
+
+def _disagreement(st: _Rows, values: pd.Series) -> tuple[int, int] | None:
+    """The first stacked row whose value differs from an earlier one of its patient, and that one."""
+    first = values.groupby(st.codes, sort=False).transform("first")
+    differs = (values.notna() & first.notna() & (values != first)).to_numpy()
+    if not differs.any():
+        return None
+    i = _first(differs)
+    same = np.flatnonzero((st.codes == st.codes[i]) & values.notna().to_numpy())
+    return i, int(same[0])
+
+
+def _not_constant(st: _Rows, name: str, raw: pd.Series, i: int, j: int) -> DataValidationError:
+    return _fail(
+        f"'{name}' must be the same on every row of a patient: patient {st.ids[i]} has "
+        f"{_show(raw.iloc[i])} here but {_show(raw.iloc[j])} in {st.where(j, i)}",
+        str(st.files[i]),
+        int(st.rows[i]),
+        name,
+    )
+
+
+def _collapse(st: _Rows, values: pd.Series, raw: pd.Series, name: str) -> np.ndarray:
+    """Per patient (in ``st.order``), the value given on its rows; rows that disagree are an error."""
+    clash = _disagreement(st, values)
+    if clash is not None:
+        raise _not_constant(st, name, raw, *clash)
+    per_patient = values.groupby(st.codes, sort=True).first().reindex(range(len(st.order)))
+    return per_patient.to_numpy()
+
+
+def _patient_table(st: _Rows) -> tuple[pd.DataFrame, list[tuple[str, str, int, int]]]:
+    """Type, check constancy of and collapse the patient-level columns of both tables.
+
+    Returns the table and the visit-table columns bayesct does not know that vary within a
+    patient (not used; ``(column, patient, row, other row)`` each): neither a visit column
+    nor a covariate.
+    """
+    exclude = (*VISIT_COLUMNS, *_PATIENT_DATES)
+    v, p = st.v, st.p
+    v_cols = [c for c in v.columns if c not in exclude]
+    p_cols = [] if p is None else [c for c in p.columns if c not in exclude]
     columns = v_cols + [c for c in p_cols if c not in v_cols]
     if DIED in columns:
         columns = [DIED] + [c for c in columns if c != DIED]
-    n_v = len(v)
-    n_p = 0 if p is None else len(p)
-    files = np.array([source] * n_v + [psrc] * n_p, dtype=object)
-    rows = np.concatenate([v_rows, p_rows]).astype(int)
-    ids = np.concatenate([v_ids, p_ids])
-    codes = pd.Index(order).get_indexer(ids)
     out: dict[str, pd.Series] = {}
+    unused: list[tuple[str, str, int, int]] = []
     for name in columns:
-        raw = v[name] if name in v.columns else pd.Series([np.nan] * n_v, dtype=object)
-        if p is not None:
-            other = p[name] if name in p.columns else pd.Series([np.nan] * n_p, dtype=object)
-            raw = pd.concat([raw.astype(object), other.astype(object)], ignore_index=True)
-        raw = raw.reset_index(drop=True)
-        values, numeric = _type_patient_column(raw, name, files, rows)
+        raw = st.raw(name)
+        values, numeric = _type_patient_column(raw, name, st.files, st.rows)
         values = values.reset_index(drop=True)
-        first = values.groupby(codes, sort=False).transform("first")
-        differs = (values.notna() & first.notna() & (values != first)).to_numpy()
-        if differs.any():
-            i = _first(differs)
-            same = np.flatnonzero((codes == codes[i]) & values.notna().to_numpy())
-            j = int(same[0])
-            where = f"row {rows[j]}" if files[j] == files[i] else f"{files[j]} row {rows[j]}"
-            raise _fail(
-                f"'{name}' must be the same on every row of a patient: patient {ids[i]} has "
-                f"{_show(raw.iloc[i])} here but {_show(raw.iloc[j])} in {where}",
-                str(files[i]),
-                int(rows[i]),
-                name,
-            )
-        per_patient = values.groupby(codes, sort=True).first().reindex(range(len(order)))
+        clash = _disagreement(st, values)
+        if clash is not None:
+            i, j = clash
+            if name not in _KNOWN_PATIENT and name not in p_cols:
+                unused.append((name, str(st.ids[i]), int(st.rows[j]), int(st.rows[i])))
+                continue
+            raise _not_constant(st, name, raw, i, j)
+        per_patient = values.groupby(st.codes, sort=True).first().reindex(range(len(st.order)))
         if name == DIED and per_patient.isna().any():
             k = int(np.flatnonzero(per_patient.isna().to_numpy())[0])
-            i = _first(codes == k)
+            i = st.cite(k, DIED)
+            several = int((st.codes[: st.n_visits] == k).sum()) > 1 and i < st.n_visits
             raise _fail(
-                f"died is blank on every row of patient {order[k]}; it must be 0 or 1",
-                str(files[i]),
-                int(rows[i]),
+                f"outcome unknown for patient {st.order[k]}: '{DIED}' is blank"
+                f"{' on every row of the patient' if several else ''}; bayesct needs every patient's "
+                "outcome (0 = survived, 1 = died): remove the patient or record it",
+                str(st.files[i]),
+                int(st.rows[i]),
                 DIED,
             )
-        col = pd.Series(per_patient.to_numpy(), index=order)
+        col = pd.Series(per_patient.to_numpy(), index=st.order)
         if numeric:
             col = col.astype(float)
             if name == DIED or (col.notna().all() and col.isin((0.0, 1.0)).all()):
@@ -300,9 +394,262 @@ def _patient_table(
         else:
             col = col.astype(str)
         out[name] = col
-    patients = pd.DataFrame(out, index=order)
+    patients = pd.DataFrame(out, index=st.order)
     patients.index.name = PATIENT
-    return patients
+    return patients, unused
+
+
+# -- dates ---------------------------------------------------------------------------------------------
+_TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+_YEAR_FIRST = re.compile(rf"^(\d{{4}})[-/.](\d{{1,2}})[-/.](\d{{1,2}}){_TIME}$")
+_YEAR_LAST = re.compile(rf"^(\d{{1,2}})([-/.])(\d{{1,2}})\2(\d{{4}}){_TIME}$")
+_DATE_EXAMPLE = "like 2020-02-03 (YYYY-MM-DD)"
+
+
+def _day_numbers(stamps: pd.Series) -> np.ndarray:
+    """Timestamps as whole days since 1970-01-01 (the time of day dropped), NaN where missing."""
+    index = pd.DatetimeIndex(stamps)
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    out = np.full(len(index), np.nan)
+    ok = ~np.asarray(index.isna(), dtype=bool)
+    out[ok] = index[ok].to_numpy().astype("datetime64[D]").astype(np.int64)
+    return out
+
+
+def _date_text(day: float) -> str:
+    return str(np.datetime64(int(day), "D"))
+
+
+def _parse_dates(cells: Sequence[tuple[pd.Series, np.ndarray, np.ndarray, str]]) -> list[np.ndarray]:
+    """Date columns as whole days since 1970-01-01 (float, NaN where blank).
+
+    Each cell of ``cells`` is ``(raw values, file of each row, row numbers, column)``.
+    Accepted: date cells (Excel, Parquet), ``YYYY-MM-DD`` (also with ``/`` or ``.``, and a
+    time of day, which is dropped), and ``DD/MM/YYYY`` or ``MM/DD/YYYY``, whose order
+    is read from the data: a first number above 12 means day first, a second above 12
+    month first (dates with ``.`` or ``-`` are day first when nothing says otherwise).
+    A date whose order the data do not settle, dates in both orders, and anything else
+    are errors naming file, row and column.
+    """
+    out: list[np.ndarray] = []
+    year_last: list[tuple[int, pd.DataFrame]] = []  # (cell index, matches) for DD/MM/YYYY-like text
+    for c, (raw, files, rows, column) in enumerate(cells):
+        raw = raw.reset_index(drop=True)
+        if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+            out.append(_day_numbers(raw))
+            continue
+        days = np.full(len(raw), np.nan)
+        objs = raw.astype(object)
+        blank = _blank(raw) | objs.isna().to_numpy()
+        is_date = objs.map(lambda x: isinstance(x, (datetime.date, np.datetime64)))
+        stamp = is_date.to_numpy(dtype=bool) & ~blank
+        if stamp.any():
+            try:
+                days[stamp] = _day_numbers(pd.Series(pd.to_datetime(objs[stamp], errors="coerce")))
+            except (TypeError, ValueError):  # dates with mixed time zones: one at a time
+                days[stamp] = [_day_numbers(pd.Series([pd.Timestamp(x)]))[0] for x in objs[stamp]]
+        text_cell = objs.map(lambda x: isinstance(x, str)).to_numpy(dtype=bool) & ~blank & ~stamp
+        other = ~blank & ~stamp & ~text_cell
+        if other.any():
+            i = _first(other)
+            raise _fail(
+                f"{column} must be a date {_DATE_EXAMPLE}, got the number {_show(raw.iloc[i])} "
+                "(format the cells as dates, or write them as text)",
+                str(files[i]),
+                int(rows[i]),
+                column,
+            )
+        text = _text(raw)
+        first = text.str.extract(_YEAR_FIRST).astype(float)
+        last = text.str.extract(_YEAR_LAST)
+        is_first = text_cell & first[0].notna().to_numpy()
+        is_last = text_cell & last[0].notna().to_numpy()
+        bad = text_cell & ~is_first & ~is_last
+        if bad.any():
+            i = _first(bad)
+            raise _fail(
+                f"{column} must be a date {_DATE_EXAMPLE}, got {_show(raw.iloc[i])}",
+                str(files[i]),
+                int(rows[i]),
+                column,
+            )
+        if is_first.any():
+            days[is_first] = _ymd(first.loc[is_first, 0], first.loc[is_first, 1], first.loc[is_first, 2])
+        if is_last.any():
+            year_last.append((c, last.loc[is_last].assign(_at=np.flatnonzero(is_last))))
+        out.append(days)
+    if year_last:
+        _year_last_dates(cells, year_last, out)
+    for (raw, files, rows, column), days in zip(cells, out, strict=True):
+        given = ~(_blank(raw.reset_index(drop=True)) | raw.reset_index(drop=True).isna().to_numpy())
+        bad = given & np.isnan(days)
+        if bad.any():
+            i = _first(bad)
+            raise _fail(
+                f"{column} is not a valid date, got {_show(raw.iloc[i])}", str(files[i]), int(rows[i]), column
+            )
+    return out
+
+
+def _ymd(year: pd.Series, month: pd.Series, day: pd.Series) -> np.ndarray:
+    """Whole days since 1970-01-01 of year/month/day numbers; NaN where there is no such date."""
+    parts = pd.DataFrame({"year": year.to_numpy(), "month": month.to_numpy(), "day": day.to_numpy()})
+    valid = parts["month"].between(1, 12) & parts["day"].between(1, 31)
+    result = np.full(len(parts), np.nan)
+    if valid.any():
+        stamps = pd.to_datetime(parts.loc[valid].astype(int), errors="coerce")
+        result[valid.to_numpy()] = _day_numbers(pd.Series(stamps))
+    return result
+
+
+def _year_last_dates(
+    cells: Sequence[tuple[pd.Series, np.ndarray, np.ndarray, str]],
+    found: list[tuple[int, pd.DataFrame]],
+    out: list[np.ndarray],
+) -> None:
+    """Fill in the DD/MM/YYYY or MM/DD/YYYY dates, their order read from all of them at once."""
+
+    def locate(pick: str) -> tuple[int, int] | None:
+        for c, m in found:
+            a, b = m[0].astype(int), m[2].astype(int)
+            hit = {"day first": a > 12, "month first": b > 12, "slash": m[1] == "/"}[pick].to_numpy()
+            if hit.any():
+                return c, int(m["_at"].to_numpy()[_first(hit)])
+        return None
+
+    def cell(at: tuple[int, int]) -> tuple[str, str, int, str]:
+        raw, files, rows, column = cells[at[0]]
+        return _show(raw.reset_index(drop=True).iloc[at[1]]), str(files[at[1]]), int(rows[at[1]]), column
+
+    day_first, month_first = locate("day first"), locate("month first")
+    if day_first is not None and month_first is not None:
+        shown, file, row, column = cell(month_first)
+        other, other_file, other_row, _ = cell(day_first)
+        raise _fail(
+            f"dates in two orders: {shown} is month/day/year but {other} ({other_file} row {other_row}) "
+            "is day/month/year; write every date as YYYY-MM-DD",
+            file,
+            row,
+            column,
+        )
+    if day_first is None and month_first is None:
+        slash = locate("slash")
+        if slash is not None:
+            shown, file, row, column = cell(slash)
+            raise _fail(
+                f"ambiguous date {shown}: no date in the data shows whether dates are day/month/year "
+                "or month/day/year; write the dates as YYYY-MM-DD",
+                file,
+                row,
+                column,
+            )
+    dayfirst = month_first is None
+    for c, m in found:
+        a, b, year = m[0].astype(float), m[2].astype(float), m[3].astype(float)
+        day, month = (a, b) if dayfirst else (b, a)
+        out[c][m["_at"].to_numpy()] = _ymd(year, month, day)
+
+
+def _derive_days(
+    st: _Rows, v_rows: np.ndarray, source: str, notes: list[str]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``day`` from the dates when the visit table has none, and each patient's ``admission_day``.
+
+    Returns ``(day per visit row or None, days from onset to admission per patient or None)``.
+    """
+    derive_day = DAY not in st.v.columns
+    has_admission = st.has(ADMISSION_DATE)
+    use_onset = st.has(ONSET_DATE) and (derive_day or has_admission)
+    names: list[str] = []
+    cells: list[tuple[pd.Series, np.ndarray, np.ndarray, str]] = []
+    for name in (ONSET_DATE, ADMISSION_DATE):
+        if st.has(name) and (name == ADMISSION_DATE or use_onset):
+            names.append(name)
+            cells.append((st.raw(name), st.files, st.rows, name))
+    if derive_day:
+        names.append(SCAN_DATE)
+        cells.append((st.v[SCAN_DATE], np.full(st.n_visits, source, dtype=object), v_rows, SCAN_DATE))
+    parsed = dict(zip(names, _parse_dates(cells), strict=True))
+    onset = (
+        _collapse(st, pd.Series(parsed[ONSET_DATE]), st.raw(ONSET_DATE), ONSET_DATE) if use_onset else None
+    )
+
+    day: np.ndarray | None = None
+    if derive_day:
+        if onset is None:
+            raise _fail(f"missing column '{ONSET_DATE}'", source, None, ONSET_DATE)
+        scan = parsed[SCAN_DATE]
+        if np.isnan(scan).any():
+            raise _fail(
+                "scan_date is blank; without a day column every visit row needs its scan date",
+                source,
+                int(v_rows[_first(np.isnan(scan))]),
+                SCAN_DATE,
+            )
+        missing = np.isnan(onset)
+        if missing.any():
+            k = _first(missing)
+            i = st.cite(k, ONSET_DATE)
+            raise _fail(
+                f"onset_date is blank for patient {st.order[k]}; without a day column, the days since "
+                "onset are counted from each patient's onset date",
+                str(st.files[i]),
+                int(st.rows[i]),
+                ONSET_DATE,
+            )
+        visit_codes = st.codes[: st.n_visits]
+        day = scan - onset[visit_codes]
+        before = day < 0
+        if before.any():
+            i = _first(before)
+            j = st.cite(int(visit_codes[i]), ONSET_DATE, ~np.isnan(parsed[ONSET_DATE]))
+            raise _fail(
+                f"scan_date {_date_text(scan[i])} is before the onset_date {_date_text(onset[visit_codes[i]])} "
+                f"of patient {st.ids[i]} ({st.where(j, i)})",
+                source,
+                int(v_rows[i]),
+                SCAN_DATE,
+            )
+        notes.append(
+            f"{source}: day derived from the dates for {len(day)} visit row(s): the days from the "
+            "patient's onset_date to the scan_date (the onset day is day 0)"
+        )
+    else:
+        ignored = [c for c in (SCAN_DATE, ONSET_DATE) if st.has(c) and not (c == ONSET_DATE and use_onset)]
+        if ignored:
+            notes.append(
+                f"column(s) {', '.join(ignored)} not used: the days since onset are taken from the day column"
+            )
+
+    admission_day: np.ndarray | None = None
+    if has_admission:
+        admission = _collapse(st, pd.Series(parsed[ADMISSION_DATE]), st.raw(ADMISSION_DATE), ADMISSION_DATE)
+        if onset is None:
+            notes.append(
+                f"{ADMISSION_DATE} not used: counting it in days since onset needs each patient's {ONSET_DATE}"
+            )
+        elif st.has(ADMISSION_DAY):
+            notes.append(f"{ADMISSION_DATE} not used: the data give {ADMISSION_DAY} already")
+        else:
+            admission_day = admission - onset
+            with np.errstate(invalid="ignore"):
+                early = admission_day < 0
+            if early.any():
+                k = _first(early)
+                i = st.cite(k, ADMISSION_DATE, ~np.isnan(parsed[ADMISSION_DATE]))
+                raise _fail(
+                    f"admission_date {_date_text(admission[k])} is before the onset_date "
+                    f"{_date_text(onset[k])} of patient {st.order[k]}",
+                    str(st.files[i]),
+                    int(st.rows[i]),
+                    ADMISSION_DATE,
+                )
+            n = int((~np.isnan(admission_day)).sum())
+            notes.append(
+                f"{ADMISSION_DAY} derived for {n} patient(s): the days from {ONSET_DATE} to {ADMISSION_DATE}"
+            )
+    return day, admission_day
 
 
 # -- the entry point -----------------------------------------------------------------------------------
@@ -312,37 +659,95 @@ def build_cohort(
     *,
     source: str = "<DataFrame>",
     patient_source: str | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> Cohort:
     """Validate raw tables and build a :class:`~bayesct.data.cohort.Cohort`.
 
     Parameters
     ----------
     visits
-        One row per patient-visit: ``patient_id``, ``day``, ``ct_score``, labs and,
-        optionally, patient-level columns (``died``, ``age``, ``sex``, ...).
+        One row per patient-visit: ``patient_id``, ``day`` (or ``scan_date`` with the
+        patient's ``onset_date``), ``ct_score``, labs and, optionally, patient-level
+        columns (``died``, ``age``, ``sex``, ...).
     patients
         Optional table with one row per patient, joined on ``patient_id``.
     source, patient_source
         File names used in error messages and notes.
+    columns
+        Optional column mapping ``{bayesct name: file header}`` for both tables (see
+        :mod:`bayesct.data.columns`); other headers are matched by normalisation.
 
     Raises
     ------
     DataValidationError
-        On the first value that breaks the contract, naming file, row and column.
+        On the first value that breaks the contract, naming file, row and column (the
+        column as the file's header gives it).
     """
     source = str(source)
     psrc = str(patient_source) if patient_source is not None else "<patient DataFrame>"
-    notes: list[str] = []
-    v, v_rows = _prepare(visits, source, notes, "visit table")
+    headers: dict[str, dict[str, str]] = {}
+    try:
+        return _build(visits, patients, source, psrc, dict(columns or {}), headers)
+    except DataValidationError as err:
+        shown = headers.get(str(err.file), {}).get(err.column or "")
+        if shown is None or shown == err.column:
+            raise
+        raise DataValidationError(err.reason, file=err.file, row=err.row, column=shown) from None
 
-    for required in (PATIENT, DAY):
-        if required not in v.columns:
-            raise _fail(
-                f"missing required column '{required}'; the columns are: {_columns_list(v)}",
-                source,
-                None,
-                required,
-            )
+
+def _unknown_names(
+    tables: Sequence[tuple[pd.DataFrame, str]], headers: Mapping[str, Mapping[str, str]]
+) -> None:
+    """A header bayesct does not know that is close to a name it knows (and the data lack): an error."""
+    present = {c for df, _ in tables for c in df.columns}
+    candidates = [c for c in KNOWN_COLUMNS if c not in present]
+    if SCAN_DATE in present and ONSET_DATE in present and DAY in candidates:
+        candidates.remove(DAY)
+    if DAY in present:
+        candidates = [c for c in candidates if c not in (SCAN_DATE, ONSET_DATE)]
+    for df, file in tables:
+        for name in df.columns:
+            if name in KNOWN_COLUMNS or name in (PERIOD, ADMISSION_DAY):
+                continue
+            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+            close = close or [m for m in candidates if m in _MARKER_NAMES and name.startswith(f"{m}_")]
+            if close:
+                header = headers.get(file, {}).get(name, name)
+                raise _fail(
+                    f"column '{header}' is not a column bayesct knows; did you mean '{close[0]}'? "
+                    f'Rename the header, or map it: --map {close[0]}="{header}"',
+                    file,
+                    1,
+                    name,
+                )
+
+
+def _build(
+    visits: pd.DataFrame,
+    patients: pd.DataFrame | None,
+    source: str,
+    psrc: str,
+    columns: dict[str, str],
+    headers: dict[str, dict[str, str]],
+) -> Cohort:
+    notes: list[str] = []
+    frames = [(_check_frame(visits, source, "visit table"), source)]
+    if patients is not None:
+        frames.append((_check_frame(patients, psrc, "patient table"), psrc))
+    tables = [(file, [str(c) for c in frame.columns]) for frame, file in frames]
+    resolved = resolve_headers(tables, columns, _UNNAMED)
+    for (file, raw_headers), names in zip(tables, resolved, strict=True):
+        headers[file] = {n: h.strip() for n, h in zip(names, raw_headers, strict=True)}
+    v, v_rows = _prepare(frames[0][0], resolved[0], source, notes, "visit table")
+    vh = headers[source]
+
+    if PATIENT not in v.columns:
+        raise _fail(
+            f"missing required column '{PATIENT}'; the columns are: {_columns_list(v, vh)}",
+            source,
+            None,
+            PATIENT,
+        )
     if "period" in v.columns:
         notes.append(f"{source}: column '{PERIOD}' ignored; periods are recomputed from '{DAY}'")
         v = v.drop(columns=[PERIOD])
@@ -351,10 +756,11 @@ def build_cohort(
     p_rows = np.zeros(0, dtype=int)
     p_ids = np.zeros(0, dtype=object)
     if patients is not None:
-        p, p_rows = _prepare(patients, psrc, notes, "patient table")
+        p, p_rows = _prepare(frames[1][0], resolved[1], psrc, notes, "patient table")
+        ph = headers[psrc]
         if PATIENT not in p.columns:
             raise _fail(
-                f"missing required column '{PATIENT}'; the columns are: {_columns_list(p)}",
+                f"missing required column '{PATIENT}'; the columns are: {_columns_list(p, ph)}",
                 psrc,
                 None,
                 PATIENT,
@@ -368,9 +774,28 @@ def build_cohort(
                 1,
                 misplaced[0],
             )
+    _unknown_names([(v, source)] + ([] if p is None else [(p, psrc)]), headers)
+
+    onset_given = ONSET_DATE in v.columns or (p is not None and ONSET_DATE in p.columns)
+    if DAY not in v.columns and SCAN_DATE not in v.columns:
+        raise _fail(
+            f"missing required column '{DAY}' (days since symptom onset; or '{SCAN_DATE}' with the "
+            f"patient's '{ONSET_DATE}', to derive it from); the columns are: {_columns_list(v, vh)}",
+            source,
+            None,
+            DAY,
+        )
+    if DAY not in v.columns and not onset_given:
+        raise _fail(
+            f"missing column '{ONSET_DATE}': without a '{DAY}' column, the days since onset are derived "
+            f"from each visit's '{SCAN_DATE}' and the patient's '{ONSET_DATE}' (in either table)",
+            source,
+            None,
+            ONSET_DATE,
+        )
 
     if DIED not in v.columns and (p is None or DIED not in p.columns):
-        cols = _columns_list(v) + ("" if p is None else f"; patient table: {_columns_list(p)}")
+        cols = _columns_list(v, vh) + ("" if p is None else f"; patient table: {_columns_list(p, ph)}")
         raise _fail(
             f"missing required column '{DIED}' (0/1, in the visit or the patient table); the columns are: {cols}",
             source,
@@ -385,7 +810,7 @@ def build_cohort(
         raise _fail(
             f"no marker column: expected '{CT}' (or the six zone columns {', '.join(CT_ZONES)}) "
             f"and/or lab columns ({', '.join(LABS)}); "
-            f"the columns are: {_columns_list(v)}",
+            f"the columns are: {_columns_list(v, vh)}",
             source,
         )
 
@@ -415,17 +840,33 @@ def build_cohort(
                 f"patient {v_ids[i]} is not in the patient table {psrc}", source, int(v_rows[i]), PATIENT
             )
 
+    n_p = 0 if p is None else len(p)
+    ids = np.concatenate([v_ids, p_ids])
+    st = _Rows(
+        v=v,
+        p=p,
+        files=np.array([source] * len(v) + [psrc] * n_p, dtype=object),
+        rows=np.concatenate([v_rows, p_rows]).astype(int),
+        ids=ids,
+        codes=order.get_indexer(ids),
+        order=order,
+    )
+
     # -- visit-level values --------------------------------------------------------------------------
-    day = _numbers(v[DAY], source, v_rows, DAY, "day must be a number of days since symptom onset (>= 0)")
-    no_day = np.isnan(day)
-    if no_day.any():
-        raise _fail(
-            "day is blank; every row needs the day since symptom onset",
-            source,
-            int(v_rows[_first(no_day)]),
-            DAY,
-        )
-    _check(day < 0, v[DAY], source, v_rows, DAY, "day must be >= 0 (days since symptom onset)")
+    derived_day, admission_day = _derive_days(st, v_rows, source, notes)
+    if derived_day is not None:
+        day = derived_day
+    else:
+        day = _numbers(v[DAY], source, v_rows, DAY, "day must be a number of days since symptom onset (>= 0)")
+        no_day = np.isnan(day)
+        if no_day.any():
+            raise _fail(
+                "day is blank; every row needs the day since symptom onset",
+                source,
+                int(v_rows[_first(no_day)]),
+                DAY,
+            )
+        _check(day < 0, v[DAY], source, v_rows, DAY, "day must be >= 0 (days since symptom onset)")
 
     values: dict[str, np.ndarray] = {}
     ct_what = f"CT score must be an integer from 0 to {CT_MAX}"
@@ -479,7 +920,17 @@ def build_cohort(
         values[lab] = x
 
     # -- patient-level values (type, constancy, join) ------------------------------------------------
-    patients_out = _patient_table(v, v_rows, v_ids, p, p_rows, p_ids, source, psrc, order)
+    patients_out, unused = _patient_table(st)
+    if admission_day is not None:
+        patients_out[ADMISSION_DAY] = admission_day
+    if unused:
+        shown = ", ".join(f"'{vh.get(c, c)}'" for c, *_ in unused)
+        name, pid, r1, r2 = unused[0]
+        notes.append(
+            f"{source}: column(s) {shown} not used: bayesct does not know them, and they vary within a "
+            f"patient (e.g. '{vh.get(name, name)}': patient {pid}, rows {r1} and {r2}), so they are not "
+            "patient-level covariates either (a covariate must be the same on every row of a patient)"
+        )
 
     # -- visit rows: duplicates, derivation, exclusion, conflicts -----------------------------------
     w = pd.DataFrame({PATIENT: v_ids, DAY: day, **values})

@@ -8,6 +8,14 @@ the fit, and nothing pickled:
 ``data.csv``          the validated cohort the model saw (long layout)
 ``fingerprint.json``  a SHA-256 of that data and its shape
 ``diagnostics.json``  the convergence gates and the sampler settings
+``complete.json``     the completion marker, written last: the files and the bayesct version
+
+:meth:`FitResult.save` writes the directory under a hidden name and renames it into place
+once complete (:func:`bayesct.files.atomic_dir`), so an interrupted or failed save leaves
+nothing; its JSON is strict (a non-finite number is ``null``). :meth:`FitResult.load`
+refuses what is not a complete, finite fit: a file missing or unreadable, or a non-finite
+posterior draw (an interrupted run or an overflowed log-density). A directory without the
+marker, as bayesct wrote before it had one, is accepted when every file is there and reads.
 """
 
 from __future__ import annotations
@@ -26,17 +34,37 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayesct.checks.convergence import Diagnostics, compute_diagnostics, warn_if_failed
 from bayesct.constants import CI_PROB
 from bayesct.data.cohort import Cohort
-from bayesct.errors import BayesctError, NotFittedError, SpecError
+from bayesct.errors import BayesctError, IncompleteFitError, NotFittedError, SpecError
 from bayesct.modeling.builders import SIGNED_SUFFIX, UNJITTERED_START, build_model
 from bayesct.modeling.design import Design, build_design
+from bayesct.modeling.diagnostics import (
+    Diagnostics,
+    compute_diagnostics,
+    nonfinite_draws,
+    nonfinite_summary,
+    posterior_summary,
+    warn_if_failed,
+)
 from bayesct.modeling.spec import SAMPLER_KEYS, SAMPLER_NAMES, ModelSpec, load_spec, parse_spec
 
 Sampler = Literal["nutpie", "pymc", "numpyro"]
 SAMPLERS: tuple[str, ...] = SAMPLER_NAMES
 DEFAULT_SAMPLER: Sampler = "nutpie"
+
+
+# The files of a fit directory, and its completion marker (written last by FitResult.save).
+FIT_FILES: tuple[str, ...] = ("posterior.nc", "spec.toml", "data.csv", "fingerprint.json", "diagnostics.json")
+COMPLETE_MARKER = "complete.json"
+
+
+def _nonfinite(posterior: xr.Dataset) -> str:
+    """Where ``posterior`` has non-finite draws, in words (empty when every draw is finite)."""
+    counts = nonfinite_draws(posterior)
+    if not counts:
+        return ""
+    return f"{nonfinite_summary(counts)}: the run was interrupted or the log-density overflowed"
 
 
 def data_fingerprint(cohort: Cohort) -> dict[str, Any]:
@@ -55,7 +83,19 @@ def data_fingerprint(cohort: Cohort) -> dict[str, Any]:
 
 @dataclass
 class FitResult:
-    """A fitted model: posterior tree, spec, data and convergence verdict."""
+    """A fitted model: posterior tree, spec, data and convergence verdict.
+
+    Returned by :meth:`JointModel.fit`; :meth:`save` writes a fit directory and :meth:`load`
+    (or :func:`load_fit`) reads one back.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.JointModel("joint").fit(bc.load_default_cohort(), seed=0)  # doctest: +SKIP
+    >>> fit.passed, fit.diagnostics.message()  # doctest: +SKIP
+    >>> fit.summary(["mort_assoc_sd"])  # doctest: +SKIP
+    >>> fit.save("out/fit")  # doctest: +SKIP
+    """
 
     tree: xr.DataTree
     spec: ModelSpec
@@ -84,25 +124,35 @@ class FitResult:
 
     def summary(self, var_names: list[str] | None = None, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
         """Posterior median and central ``ci_prob`` interval with ESS and R-hat, one row per scalar."""
-        from bayesct.report.format import posterior_summary
-
         return posterior_summary(self.posterior, var_names=var_names, ci_prob=ci_prob)
 
-    def save(self, out_dir: str | Path) -> Path:
-        """Write the fit directory (see the module docstring)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+    def save(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the fit directory (see the module docstring), complete or not at all.
+
+        An existing directory that is not empty is refused
+        (:class:`~bayesct.errors.OutputExistsError`) unless ``overwrite``, which replaces it
+        once the new one is complete. A posterior with a non-finite draw is refused
+        (:class:`~bayesct.errors.IncompleteFitError`): :meth:`load` would not read it.
+        """
+        from bayesct import __version__
+        from bayesct.files import atomic_dir, write_json
+
+        bad = _nonfinite(self.posterior) if self.posterior.sizes.get("draw") else "it has no draws"
+        if bad:
+            raise IncompleteFitError(f"the posterior is not saved: {bad}; refit")
         tree = self.tree.copy()
         tree.attrs = {k: str(v) for k, v in tree.attrs.items()}
         for node in tree.subtree:
             node.attrs = {k: str(v) for k, v in node.attrs.items()}
-        tree.to_netcdf(out / "posterior.nc", engine="h5netcdf")
-        (out / "spec.toml").write_text(self.spec.to_toml(), encoding="utf-8")
-        self.cohort.to_frame().to_csv(out / "data.csv", index=False)
-        (out / "fingerprint.json").write_text(json.dumps(data_fingerprint(self.cohort), indent=2))
-        diag = self.diagnostics.to_dict() | {"settings": self.settings, "model": self.spec.name}
-        (out / "diagnostics.json").write_text(json.dumps(diag, indent=2))
-        return out
+        with atomic_dir(out_dir, overwrite=overwrite) as out:
+            tree.to_netcdf(out / "posterior.nc", engine="h5netcdf")
+            (out / "spec.toml").write_text(self.spec.to_toml(), encoding="utf-8")
+            self.cohort.to_frame().to_csv(out / "data.csv", index=False)
+            write_json(out / "fingerprint.json", data_fingerprint(self.cohort))
+            diag = self.diagnostics.to_dict() | {"settings": self.settings, "model": self.spec.name}
+            write_json(out / "diagnostics.json", diag)
+            write_json(out / COMPLETE_MARKER, {"files": list(FIT_FILES), "bayesct": __version__})
+        return Path(out_dir)
 
     @classmethod
     def load(cls, fit_dir: str | Path) -> FitResult:
@@ -112,19 +162,44 @@ class FitResult:
         from bayesct.data.validate import build_cohort
 
         d = Path(fit_dir)
-        needed = ["posterior.nc", "spec.toml", "data.csv", "diagnostics.json", "fingerprint.json"]
-        missing = [n for n in needed if not (d / n).is_file()]
-        if missing:
+        missing = [n for n in FIT_FILES if not (d / n).is_file()]
+        if len(missing) == len(FIT_FILES):
             raise BayesctError(f"{d} is not a bayesct fit directory (missing {', '.join(missing)})")
-        tree = xr.open_datatree(d / "posterior.nc", engine="h5netcdf").load()
-        spec = parse_spec(tomllib.loads((d / "spec.toml").read_text()), path=str(d / "spec.toml"))
-        frame = pd.read_csv(d / "data.csv", dtype={"patient_id": str})
-        fp = json.loads((d / "fingerprint.json").read_text())
+
+        def incomplete(why: str) -> IncompleteFitError:
+            return IncompleteFitError(f"{d} is not a complete fit: {why}; refit")
+
+        if missing:
+            raise incomplete(f"missing {', '.join(missing)} (the run that wrote it stopped early)")
+        name = "posterior.nc"
+        try:
+            with xr.open_datatree(d / name, engine="h5netcdf") as stored:
+                tree = stored.load()
+            name = "spec.toml"
+            spec_raw = tomllib.loads((d / name).read_text())
+            name = "data.csv"
+            frame = pd.read_csv(d / name, dtype={"patient_id": str})
+            name = "fingerprint.json"
+            fp = json.loads((d / name).read_text())
+            fp_sha256 = fp["sha256"]
+            name = "diagnostics.json"
+            raw = json.loads((d / name).read_text())
+            diagnostics = Diagnostics.from_dict(raw)
+            if (d / COMPLETE_MARKER).exists():
+                name = COMPLETE_MARKER
+                json.loads((d / name).read_text())
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise incomplete(f"{name} cannot be read ({type(err).__name__}: {err})") from None
+        if "posterior" not in tree.children or not tree["posterior"].to_dataset().sizes.get("draw"):
+            raise incomplete("posterior.nc holds no posterior draws")
+        bad = _nonfinite(tree["posterior"].to_dataset())
+        if bad:
+            raise incomplete(bad)
+        spec = parse_spec(spec_raw, path=str(d / "spec.toml"))
         cohort = build_cohort(frame, source=str(fp.get("source", d / "data.csv")))
-        if data_fingerprint(cohort)["sha256"] != fp["sha256"]:
+        if data_fingerprint(cohort)["sha256"] != fp_sha256:
             raise BayesctError(f"{d}/data.csv does not match its fingerprint: the fit directory was altered")
-        raw = json.loads((d / "diagnostics.json").read_text())
-        return cls(tree, spec, cohort, Diagnostics.from_dict(raw), settings=raw.get("settings", {}))
+        return cls(tree, spec, cohort, diagnostics, settings=raw.get("settings", {}))
 
 
 class JointModel:
@@ -133,8 +208,18 @@ class JointModel:
     Parameters
     ----------
     spec
-        A shipped spec name (``joint``, ``ct_only``, ``descriptive``,
-        ``scan_logistic``), a path to a TOML spec, or a :class:`ModelSpec`.
+        A shipped spec name (``joint``, ``joint_normal``, ``joint_zones``, ``ct_only``,
+        ``descriptive``, ``scan_logistic``), a path to a TOML spec, or a :class:`ModelSpec`.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> model = bc.JointModel("joint")
+    >>> model.spec.name
+    'joint'
+    >>> fit = model.fit(bc.load_default_cohort(), seed=0)  # doctest: +SKIP
+    >>> fit.passed  # doctest: +SKIP
+    True
     """
 
     def __init__(self, spec: str | Path | ModelSpec = "joint") -> None:
@@ -333,3 +418,32 @@ def _keep_groups(tree: xr.DataTree) -> xr.DataTree:
             post = post.assign(severity_sd=named)
         keep["posterior"] = post
     return xr.DataTree.from_dict(keep)
+
+
+def load_fit(fit_dir: str | Path) -> FitResult:
+    """Read a fit directory written by :meth:`FitResult.save` (or ``bayesct fit``).
+
+    Parameters
+    ----------
+    fit_dir
+        The folder holding ``posterior.nc``, ``spec.toml``, ``data.csv``, ``fingerprint.json``
+        and ``diagnostics.json``.
+
+    Returns
+    -------
+    FitResult
+        The fit, its data checked against the fingerprint written with it.
+
+    Raises
+    ------
+    bayesct.errors.BayesctError
+        The folder is not a fit directory, or its data no longer match the fingerprint.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit.spec.name, fit.passed  # doctest: +SKIP
+    ('joint', True)
+    """
+    return FitResult.load(fit_dir)

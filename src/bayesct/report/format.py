@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 import warnings
-from collections.abc import Sequence
 
-import arviz as az
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from bayesct.checks.mcmc_stats import diagnose_dataset
 from bayesct.constants import CI_PROB
 
 
@@ -83,70 +78,3 @@ def fmt_draws(
 ) -> str:
     med, lo, hi = interval(draws, ci_prob)
     return fmt_estimate(med, lo, hi, percent=percent, decimals=decimals)
-
-
-def posterior_summary(
-    post: xr.Dataset, *, var_names: Sequence[str] | None = None, ci_prob: float = CI_PROB
-) -> pd.DataFrame:
-    """One row per scalar parameter: median, central interval, ESS (bulk, tail), R-hat, MCSE."""
-    names = list(var_names) if var_names else [str(v) for v in post.data_vars if not str(v).endswith("_z")]
-    sub = post[names]
-    q = sub.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant entries (a correlation's diagonal)
-        diag = diagnose_dataset(sub)
-        ess_b, ess_t = diag["ess_bulk"], diag["ess_tail"]
-        rhat = diag["rhat"] if sub.sizes.get("chain", 1) > 1 else None
-        mcse = az.mcse(sub, method="median")
-    rows = []
-    for name in names:
-        da = q[name]
-        other = [d for d in da.dims if d != "quantile"]
-        stacked = da.stack(_i=other) if other else da.expand_dims(_i=[0])
-        for j in range(stacked.sizes["_i"]):
-            sel = stacked.isel(_i=j)
-            label = name
-            if other:
-                idx = stacked["_i"].values[j]
-                idx = idx if isinstance(idx, tuple) else (idx,)
-                label = f"{name}[{', '.join(str(x) for x in idx)}]"
-                loc = dict(zip(other, idx, strict=True))
-            else:
-                loc = {}
-            lo, med, hi = (float(x) for x in sel.values)
-            rows.append(
-                {
-                    "parameter": label,
-                    "median": med,
-                    "lo": lo,
-                    "hi": hi,
-                    "mcse_median": float(mcse[name].sel(loc).values),
-                    "ess_bulk": float(ess_b[name].sel(loc).values),
-                    "ess_tail": float(ess_t[name].sel(loc).values),
-                    "r_hat": float(rhat[name].sel(loc).values) if rhat is not None else float("nan"),
-                }
-            )
-    out = drop_redundant_correlations(pd.DataFrame(rows))
-    out.attrs["ci_prob"] = ci_prob
-    return out
-
-
-_CORR = re.compile(r".*_corr\[(?P<a>[^,\]]+), (?P<b>[^\]]+)\]$")
-
-
-def drop_redundant_correlations(table: pd.DataFrame) -> pd.DataFrame:
-    """Keep each correlation once: drop a correlation matrix's diagonal and lower triangle."""
-    if table.empty:
-        return table
-    order: dict[str, int] = {}
-
-    def keep(label: str) -> bool:
-        m = _CORR.match(label)
-        if m is None:
-            return True
-        a, b = m.group("a"), m.group("b")
-        for x in (a, b):
-            order.setdefault(x, len(order))
-        return order[a] < order[b]
-
-    return table[[keep(str(p)) for p in table["parameter"]]].reset_index(drop=True)

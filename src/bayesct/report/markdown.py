@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from bayesct.constants import CI_PROB
 from bayesct.report.format import fmt_estimate, mortality_association_lines
+
+if TYPE_CHECKING:
+    from bayesct.modeling.fit import FitResult
 
 _HEADLINE = [
     "severity_sd",
@@ -49,10 +52,10 @@ def _share(value: Any) -> str:
     return "no valid replicate" if value is None or pd.isna(value) else f"{float(value):.0%}"
 
 
-def fit_section(fit_dir: Path) -> list[str]:
+def fit_section(fit_dir: Path, fit: FitResult | None = None) -> list[str]:
     from bayesct.modeling.fit import FitResult
 
-    result = FitResult.load(fit_dir)
+    result = fit if fit is not None else FitResult.load(fit_dir)
     diag = result.diagnostics
     lines = [f"## Model `{result.spec.name}`", "", result.spec.description, ""]
     if not diag.passed:
@@ -102,11 +105,33 @@ def fit_section(fit_dir: Path) -> list[str]:
     return lines
 
 
-def write_report(out: Path) -> Path:
-    """Write ``out/report.md`` from the stage folders present under ``out``."""
+def write_report(out: str | Path, *, fit: FitResult | None = None) -> Path:
+    """Write ``out/report.md`` from the stage folders present under ``out``.
+
+    Parameters
+    ----------
+    out
+        The results folder: any of ``fit/`` (as :meth:`FitResult.save` writes it), ``classical/``,
+        ``check/`` (:meth:`~bayesct.checks.ppc.PPCResult.write`) and ``risk/risk_grid.csv``
+        (:func:`~bayesct.risk.write_risk_grid`); the sections of the stages present are written.
+    fit
+        The fit saved in ``out/fit``, when it is at hand: saves reading it back.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/report.md``.
+
+    Examples
+    --------
+    >>> import bayesct as bc
+    >>> bc.report("demo-output")  # doctest: +SKIP
+    PosixPath('demo-output/report.md')
+    """
+    out = Path(out)
     lines = ["# bayesct report", ""]
-    if (out / "fit").is_dir():
-        lines += fit_section(out / "fit")
+    if fit is not None or (out / "fit").is_dir():
+        lines += fit_section(out / "fit", fit)
     cls = out / "classical" / "summary.md"
     if cls.is_file():
         lines += [

@@ -1,22 +1,27 @@
-"""Convergence gates: R-hat, bulk and tail ESS, divergences, E-BFMI.
+"""Convergence gates (R-hat, bulk and tail ESS, divergences, E-BFMI) and posterior summaries.
 
-Computed here for every sampler, because PyMC's own warnings do not run on the
-nutpie path. A fit that misses a gate is reported loudly, with the gate and
-advice, everywhere it is shown.
+The gates are computed here for every sampler, because PyMC's own warnings do not run on
+the nutpie path. A fit that misses a gate is reported loudly, with the gate and advice,
+everywhere it is shown. :func:`posterior_summary` is the table behind
+:meth:`~bayesct.modeling.fit.FitResult.summary` (median, central interval, ESS, R-hat,
+MCSE per scalar); :mod:`bayesct.report.format` prints it.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from bayesct.checks.mcmc_stats import diagnose_dataset
-from bayesct.constants import GATE_BFMI_MIN, GATE_ESS_MIN, GATE_RHAT_MAX
+from bayesct.constants import CI_PROB, GATE_BFMI_MIN, GATE_ESS_MIN, GATE_RHAT_MAX
 from bayesct.errors import ConvergenceWarning
+from bayesct.modeling.mcmc_stats import diagnose_dataset
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,12 @@ class Diagnostics:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Diagnostics:
+        """From :meth:`to_dict`'s dict, or ``diagnostics.json``, where a non-finite value is ``null``."""
         keys = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in keys})
+        floats = ("rhat_max", "ess_bulk_min", "ess_tail_min", "bfmi_min", "wall_seconds")
+        out = {k: v for k, v in d.items() if k in keys}
+        out |= {k: float("nan") for k in floats if k in out and out[k] is None}
+        return cls(**out)
 
     def message(self) -> str:
         """One paragraph: the gate values, and for a failed fit the gates missed and what to do."""
@@ -58,6 +67,7 @@ class Diagnostics:
 
 
 def _min_over(ds: xr.Dataset) -> tuple[float, str]:
+    """The smallest value over every variable and where: NaN when none is a number (nothing passes)."""
     best, where = np.inf, ""
     for name, da in ds.data_vars.items():
         vals = np.asarray(da.values, dtype=float)
@@ -66,7 +76,7 @@ def _min_over(ds: xr.Dataset) -> tuple[float, str]:
         v = float(np.nanmin(vals))
         if v < best:
             best, where = v, str(name)
-    return best, where
+    return (best if where else float("nan")), where
 
 
 def _max_over(ds: xr.Dataset) -> tuple[float, str]:
@@ -78,7 +88,28 @@ def _max_over(ds: xr.Dataset) -> tuple[float, str]:
         v = float(np.nanmax(vals))
         if v > best:
             best, where = v, str(name)
-    return best, where
+    return (best if where else float("nan")), where
+
+
+NONFINITE_ADVICE = "the run was interrupted or the log-density overflowed; refit"
+
+
+def nonfinite_draws(posterior: xr.Dataset) -> dict[str, int]:
+    """The number of non-finite (NaN or infinite) draws of each floating-point variable that has any."""
+    counts: dict[str, int] = {}
+    for name, da in posterior.data_vars.items():
+        if da.dtype.kind in "fc":
+            n = int(da.size - np.count_nonzero(np.isfinite(da.values)))
+            if n:
+                counts[str(name)] = n
+    return counts
+
+
+def nonfinite_summary(counts: dict[str, int], *, shown: int = 5) -> str:
+    """``counts`` of :func:`nonfinite_draws` in words: ``non-finite draws in a (400), b (12)``."""
+    where = ", ".join(f"{name} ({n})" for name, n in list(counts.items())[:shown])
+    more = f" and {len(counts) - shown} more variables" if len(counts) > shown else ""
+    return f"non-finite draws in {where}{more}"
 
 
 def gate_variables(posterior: xr.Dataset) -> list[str]:
@@ -97,50 +128,69 @@ def compute_diagnostics(
 
     R-hat is the rank-normalised split R-hat and the ESS are bulk and tail (5% and 95%
     quantiles) ESS of Vehtari et al. (2021), over every scalar of the gated variables
-    (:mod:`bayesct.checks.mcmc_stats`).
+    (:mod:`bayesct.modeling.mcmc_stats`). A non-finite draw of any variable, no draws, or
+    fewer than 4 per chain fail one gate of their own instead, with its own advice.
     """
     post = posterior[gate_variables(posterior)]
     chains = int(post.sizes["chain"])
     draws = int(post.sizes["draw"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        stats = diagnose_dataset(post)
-        rhat_max, rhat_var = _max_over(stats["rhat"]) if chains > 1 else (float("nan"), "")
-        ess_bulk, bulk_var = _min_over(stats["ess_bulk"])
-        ess_tail, tail_var = _min_over(stats["ess_tail"])
+    nonfinite = nonfinite_draws(posterior)
+    # Draws that are not all numbers (an interrupted run's, or an overflowed log-density's)
+    # fail one gate of their own: the other gates mean nothing on them, and their advice
+    # (reparameterise, run longer) would mislead.
+    blocking = (
+        f"{nonfinite_summary(nonfinite)}: {NONFINITE_ADVICE}."
+        if nonfinite
+        else "no posterior draws: the run was interrupted; refit."
+        if draws == 0
+        else f"{draws} draws per chain are too few for R-hat and ESS: increase --draws."
+        if draws < 4
+        else ""
+    )
+    nan = float("nan")
+    rhat_max, rhat_var, ess_bulk, bulk_var, ess_tail, tail_var = nan, "", nan, "", nan, ""
+    if not blocking:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = diagnose_dataset(post)
+            rhat_max, rhat_var = _max_over(stats["rhat"]) if chains > 1 else (nan, "")
+            ess_bulk, bulk_var = _min_over(stats["ess_bulk"])
+            ess_tail, tail_var = _min_over(stats["ess_tail"])
     divergences = 0
     bfmi_min = float("nan")
     if sample_stats is not None:
         for key in ("diverging", "divergences"):
             if key in sample_stats:
-                divergences = int(np.asarray(sample_stats[key].values).sum())
+                divergences = int(np.nansum(np.asarray(sample_stats[key].values, dtype=float)))
                 break
         if "energy" in sample_stats:
             energy = np.asarray(sample_stats["energy"].values, dtype=float)
-            bfmi_min = float(np.min(_bfmi(energy)))
-    failures: list[str] = []
-    if chains < 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                bfmi_min = float(np.min(_bfmi(energy))) if energy.size else float("nan")
+    failures: list[str] = [blocking] if blocking else []
+    if not blocking and chains < 2:
         failures.append("R-hat needs at least 2 chains: run with --chains 4.")
-    elif not rhat_max <= GATE_RHAT_MAX:
+    elif not blocking and not rhat_max <= GATE_RHAT_MAX:
         odd = odd_chains(post, stats["rhat"], rhat_var)
         failures.append(
             f"R-hat {rhat_max:.3f} > {GATE_RHAT_MAX} (worst: {rhat_var}): chains disagree; "
             + (odd or "run longer (--tune, --draws) or more chains.")
         )
-    if not ess_bulk >= GATE_ESS_MIN:
+    if not blocking and not ess_bulk >= GATE_ESS_MIN:
         failures.append(
             f"bulk ESS {ess_bulk:.0f} < {GATE_ESS_MIN:.0f} (worst: {bulk_var}): increase --draws or --chains."
         )
-    if not ess_tail >= GATE_ESS_MIN:
+    if not blocking and not ess_tail >= GATE_ESS_MIN:
         failures.append(
             f"tail ESS {ess_tail:.0f} < {GATE_ESS_MIN:.0f} (worst: {tail_var}): increase --draws or --chains."
         )
-    if divergences > 0:
+    if not blocking and divergences > 0:
         failures.append(
             f"{divergences} divergent transitions: the posterior has regions the sampler cannot explore; "
             "consider a simpler random-effects structure or tighter priors; do not trust the numbers."
         )
-    if not bfmi_min >= GATE_BFMI_MIN:
+    if not blocking and not bfmi_min >= GATE_BFMI_MIN:
         failures.append(
             f"E-BFMI {bfmi_min:.2f} < {GATE_BFMI_MIN}: poor energy exploration (heavy tails or funnels); "
             "reparameterise or tighten scale priors."
@@ -217,3 +267,73 @@ def warn_if_failed(diag: Diagnostics) -> None:
     """Emit a :class:`ConvergenceWarning` for a fit that missed a gate."""
     if not diag.passed:
         warnings.warn(diag.message(), ConvergenceWarning, stacklevel=3)
+
+
+# -- posterior summaries ----------------------------------------------------------------------------
+def posterior_summary(
+    post: xr.Dataset, *, var_names: Sequence[str] | None = None, ci_prob: float = CI_PROB
+) -> pd.DataFrame:
+    """One row per scalar parameter: median, central interval, ESS (bulk, tail), R-hat, MCSE."""
+    names = list(var_names) if var_names else [str(v) for v in post.data_vars if not str(v).endswith("_z")]
+    sub = post[names]
+    q = sub.quantile([(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2], dim=("chain", "draw"))
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant entries (a correlation's diagonal)
+        diag = diagnose_dataset(sub)
+        ess_b, ess_t = diag["ess_bulk"], diag["ess_tail"]
+        rhat = diag["rhat"] if sub.sizes.get("chain", 1) > 1 else None
+        mcse = az.mcse(sub, method="median")
+    rows = []
+    for name in names:
+        da = q[name]
+        other = [d for d in da.dims if d != "quantile"]
+        stacked = da.stack(_i=other) if other else da.expand_dims(_i=[0])
+        for j in range(stacked.sizes["_i"]):
+            sel = stacked.isel(_i=j)
+            label = name
+            if other:
+                idx = stacked["_i"].values[j]
+                idx = idx if isinstance(idx, tuple) else (idx,)
+                label = f"{name}[{', '.join(str(x) for x in idx)}]"
+                loc = dict(zip(other, idx, strict=True))
+            else:
+                loc = {}
+            lo, med, hi = (float(x) for x in sel.values)
+            rows.append(
+                {
+                    "parameter": label,
+                    "median": med,
+                    "lo": lo,
+                    "hi": hi,
+                    "mcse_median": float(mcse[name].sel(loc).values),
+                    "ess_bulk": float(ess_b[name].sel(loc).values),
+                    "ess_tail": float(ess_t[name].sel(loc).values),
+                    "r_hat": float(rhat[name].sel(loc).values) if rhat is not None else float("nan"),
+                }
+            )
+    out = drop_redundant_correlations(pd.DataFrame(rows))
+    out.attrs["ci_prob"] = ci_prob
+    return out
+
+
+_CORR = re.compile(r".*_corr\[(?P<a>[^,\]]+), (?P<b>[^\]]+)\]$")
+
+
+def drop_redundant_correlations(table: pd.DataFrame) -> pd.DataFrame:
+    """Keep each correlation once: drop a correlation matrix's diagonal and lower triangle."""
+    if table.empty:
+        return table
+    order: dict[str, int] = {}
+
+    def keep(label: str) -> bool:
+        m = _CORR.match(label)
+        if m is None:
+            return True
+        a, b = m.group("a"), m.group("b")
+        for x in (a, b):
+            order.setdefault(x, len(order))
+        return order[a] < order[b]
+
+    return table[[keep(str(p)) for p in table["parameter"]]].reset_index(drop=True)

@@ -3,7 +3,7 @@
 The estimators of Vehtari, Gelman, Simpson, Carpenter and Bürkner (2021),
 "Rank-normalization, folding, and localization: an improved R-hat", Bayesian
 Analysis 16(2), written exactly as ``arviz_stats``' numpy backend writes them
-(``tests/checks/test_mcmc_stats.py`` holds the two equal to 1e-10), but over every
+(``tests/modeling/test_mcmc_stats.py`` holds the two equal to 1e-10), but over every
 scalar parameter at once. ArviZ loops over scalars in Python, a few ms each, and
 ranks the draws once per statistic; a default ``joint`` fit stores about 550
 scalars. On 550 AR(1) series of 4 x 1000 draws the three statistics took 1.2 s
@@ -71,7 +71,8 @@ def _rhat(x: np.ndarray) -> np.ndarray:
 
 
 def _invalid(x: np.ndarray, min_chains: int) -> np.ndarray:
-    bad = np.isnan(x).any(axis=(-2, -1))
+    """Series without a statistic (NaN): a non-finite draw, under 4 draws, or under ``min_chains`` chains."""
+    bad = ~np.isfinite(x).all(axis=(-2, -1))
     if x.shape[-1] < 4 or x.shape[-2] < min_chains:
         bad = np.ones_like(bad)
     return bad
@@ -185,6 +186,8 @@ def diagnose(x: np.ndarray, prob: tuple[float, float] = TAIL_PROB) -> dict[str, 
     """
     x = np.asarray(x, dtype=float)
     lead = x.shape[:-2]
+    if x.size == 0 or x.shape[-1] < 4:  # no statistic (an interrupted run may leave no draws)
+        return {k: np.full(lead, np.nan) for k in ("rhat", "ess_bulk", "ess_tail")}
     flat = x.reshape(-1, *x.shape[-2:])
     step = max(1, CHUNK_VALUES // max(1, flat.shape[-2] * flat.shape[-1]))
     if flat.shape[0] <= step:

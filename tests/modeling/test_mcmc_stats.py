@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from bayesct.checks import mcmc_stats
-from bayesct.checks.convergence import compute_diagnostics
+from bayesct.modeling import mcmc_stats
+from bayesct.modeling.diagnostics import compute_diagnostics
 
 
 def _ar1(rng, phi, chains, draws, shift=None):
