@@ -85,17 +85,6 @@ def test_names_are_the_library_functions():
     assert callable(bc.report) and bc.report.markdown.write_report is write_report
 
 
-def test_report_writes_from_a_results_folder(tmp_path):
-    (tmp_path / "risk").mkdir()
-    pd = pytest.importorskip("pandas")
-    pd.DataFrame(
-        {"ct_score": [0, 1], "day": [8.0, 8.0], "median": [0.01, 0.02], "lo": [0.0, 0.01], "hi": [0.05, 0.06]}
-    ).to_csv(tmp_path / "risk" / "risk_grid.csv", index=False)
-    path = bc.report(tmp_path)
-    assert path == tmp_path / "report.md"
-    assert "Table 3 counterpart" in path.read_text(encoding="utf-8")
-
-
 def test_import_bayesct_is_light():
     code = (
         "import json, sys, time\n"

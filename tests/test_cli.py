@@ -197,6 +197,6 @@ def test_validate_notes_unused_columns_and_derived_days(tmp_path, capsys):
         "P1,2020-02-01,2020-02-03,4,12,0\nP1,2020-02-01,2020-02-10,9,40,0\nP2,2020-02-28,2020-03-01,12,8,1\n"
     )
     assert main(["validate", str(path)]) == 0
-    err = capsys.readouterr().err
-    assert "day derived from the dates" in err
-    assert "'CRP (mg/L)' not used" in err
+    out = capsys.readouterr().out  # the notes are printed once, with the summary
+    assert "day derived from the dates" in out
+    assert "'CRP (mg/L)' not used" in out

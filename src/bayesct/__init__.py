@@ -50,7 +50,7 @@ _API: dict[str, tuple[str, str]] = {
     "risk_grid": ("bayesct.risk", "risk_grid"),
     "patient_risks": ("bayesct.risk", "patient_risks"),
     "write_risk_grid": ("bayesct.risk", "write_risk_grid"),
-    # the subpackage bayesct.report, callable: bayesct.report(out) writes the report
+    # the subpackage bayesct.report, callable: bayesct.report(fit, ...) writes the HTML report
     "report": ("bayesct.report", ""),
 }
 

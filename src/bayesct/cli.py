@@ -20,7 +20,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from bayesct.constants import GENERATORS
 
@@ -100,8 +100,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(data: str | argparse.Namespace, patients: str | None = None):
-    """Read a cohort; given the parsed arguments of :func:`data_args`, with their column mapping."""
+def _read(data: str | argparse.Namespace, patients: str | None = None, *, notes: bool = True):
+    """Read a cohort; given the parsed arguments of :func:`data_args`, with their column mapping.
+
+    Its notes go to stderr, once, unless ``notes`` is False (a caller that prints them itself).
+    """
     from bayesct.data import read_cohort
     from bayesct.data.columns import load_column_map, merge_column_maps, parse_column_map
 
@@ -114,14 +117,66 @@ def _read(data: str | argparse.Namespace, patients: str | None = None):
     else:
         path = data
     cohort = read_cohort(path, patients, columns=columns)
-    for note in cohort.notes:
-        print(f"note: {note}", file=sys.stderr)
+    if notes:
+        for note in cohort.notes:
+            print(f"note: {note}", file=sys.stderr)
     return cohort
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    cohort = _read(args)
+def cmd_inspect(args: argparse.Namespace) -> int:
+    cohort = _read(args, notes=False)  # the summary lists them
     print(cohort.summary())
+    return 0
+
+
+#: ``bayesct validate`` options of the simulation-based calibration (none of them with DATA).
+_SBC_OPTIONS = ("replicates", "out", "model", "generator", "draws", "tune", "chains", "seed", "scheduler")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``bayesct validate DATA``: the data check (as ``inspect``); without DATA: the calibration."""
+    if args.data is not None:
+        given = [f"--{k}" for k in _SBC_OPTIONS if getattr(args, k) is not None]
+        if given:
+            print(
+                f"error: {', '.join(given)} belong to the calibration run, which takes no DATA "
+                "(to check a data file: bayesct inspect DATA)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        return cmd_inspect(args)
+    if args.out is None or args.map or args.columns:
+        print(
+            "error: give a data file to check (bayesct inspect DATA), or --out DIR (and --replicates N) "
+            "for the simulation-based calibration",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from bayesct.validation import run_validation, summary_lines
+
+    try:
+        patients = 40 if args.patients is None else _positive_int(args.patients)
+    except argparse.ArgumentTypeError as err:
+        print(f"error: --patients: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = run_validation(
+        replicates=args.replicates or 20,
+        patients=patients,
+        model=args.model or "joint",
+        generator=args.generator,
+        seed=args.seed or 0,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        out_dir=args.out,
+        scheduler=args.scheduler,
+        progress=True,
+    )
+    for line in summary_lines(summary):
+        print(line)
+    print(
+        f"Written to {args.out}/: validation.json, replicates/, {', '.join(summary['figures']) or 'no figures'}"
+    )
     return 0
 
 
@@ -144,8 +199,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from bayesct.errors import ConvergenceWarning
     from bayesct.files import check_output_dir
     from bayesct.interrupts import raise_if_interrupted
-    from bayesct.modeling.fit import JointModel
-    from bayesct.report.format import mortality_association_lines
+    from bayesct.modeling.fit import JointModel, notify_stderr
+    from bayesct.report.format import mortality_association_lines, odds_ratio_lines
 
     check_output_dir(args.out, overwrite=args.force)  # before the fit, so that a refusal costs nothing
     cohort = _read(args)
@@ -160,7 +215,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"(+{settings['tune']} tuning), seed {args.seed}.",
         file=sys.stderr,
     )
-    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    # Progress unless --no-progress: nutpie's bar on a terminal, else a line every few seconds.
+    progress: bool | Literal["lines"] = (
+        False if args.progress is False else (True if sys.stderr.isatty() else "lines")
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported below, louder
         result = model.fit(
@@ -171,6 +229,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             sampler=args.sampler,
             seed=args.seed,
             progress=progress,
+            notify=notify_stderr,
         )
     # A sampler that caught the signal returns the draws it had (nutpie does): not a fit.
     raise_if_interrupted()
@@ -179,14 +238,32 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(diag.message())
     else:
         _loud(diag.message() + "\nThe posterior below is NOT reliable until these gates pass.")
-    print(result.summary(_headline_vars(result)).pipe(_format_summary))
-    for line in mortality_association_lines(result.posterior):
+    print(
+        result.summary(_headline_vars(result) + _gate_vars(result))
+        .pipe(_shown_rows, result)
+        .pipe(_format_summary)
+    )
+    for line in odds_ratio_lines(result.odds_ratios()):
+        print(line)
+    for line in mortality_association_lines(result.posterior)[1:]:  # its first line is in the table above
         print(line)
     if result.spec.family == "joint" and result.spec.mortality:
         from bayesct.checks.sensitivity import mortality_prior_sensitivity, sensitivity_lines
 
         for line in sensitivity_lines(mortality_prior_sensitivity(result, seed=args.seed)):
             print(line)
+    if args.loglik_draws and result.spec.family == "joint" and not result.spec.by_group:
+        from bayesct.checks.calibration import patient_log_likelihood
+
+        total = result.diagnostics.chains * result.diagnostics.draws
+        notify_stderr(
+            f"computing each patient's log-likelihood, their effects integrated out, on "
+            f"{min(total, args.loglik_draws)} of {total} draws (for az.loo)…"
+        )
+        group = patient_log_likelihood(result, max_draws=args.loglik_draws, seed=args.seed)
+        raise_if_interrupted()
+        if group is not None:
+            result.add_group("log_likelihood", group)
     out = result.save(args.out, overwrite=args.force)  # last: an interrupted run leaves nothing
     print(
         f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, fingerprint.json, "
@@ -216,6 +293,30 @@ def _headline_vars(result) -> list[str]:
     ]
     names = [v for v in wanted if v in result.posterior]
     return names
+
+
+def _gate_vars(result) -> list[str]:
+    """The variables a failed gate names (``Diagnostics.worst``) that the headline table lacks."""
+    if result.diagnostics.passed:
+        return []
+    heads = set(_headline_vars(result))
+    out: list[str] = []
+    for label in result.diagnostics.worst.values():
+        name = str(label).split("[")[0].split(",")[0].split(" ")[0]
+        if name and name in result.posterior and name not in heads and name not in out:
+            out.append(name)
+    return out
+
+
+def _shown_rows(df, result):
+    """The headline rows, and of a variable a failed gate named only the scalar it names."""
+    extra = set(_gate_vars(result))
+    if not extra:
+        return df
+    named = {str(v).split(" (stored as ")[0] for v in result.diagnostics.worst.values()}
+    base = df["parameter"].str.split("[").str[0]
+    keep = ~base.isin(extra) | df["parameter"].isin(named)
+    return df[keep.to_numpy()]
 
 
 def _format_summary(df) -> str:
@@ -342,7 +443,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         print("model                 elpd [SE]            difference [SE]     Pareto k > 0.7  method")
         for r in table.itertuples():
-            refitted = f" (refitted: {str(r.refitted)})" if r.refitted else ""
+            refitted = f" (refitted: {r.refitted!s})" if r.refitted else ""
             print(
                 f"{r.model:<20}  {r.elpd:9.1f} [{r.se:5.1f}]   {r.elpd_diff:8.1f} [{r.dse:4.1f}]     "
                 f"{r.n_bad_k} of {len(fits[str(r.model)].design.patient_ids)}"
@@ -586,11 +687,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
-        "validate",
-        help="validate a data file and describe the cohort",
-        description="Validate a data file against the column contract and summarise it.",
+        "inspect",
+        help="check a data file and describe the cohort",
+        description="Check a data file against the column contract and summarise it.",
     )
     data_args(p)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "validate",
+        help="simulation-based calibration of a model; with DATA: check a data file (as inspect)",
+        description="Without DATA: simulation-based calibration of a model. Each replicate draws "
+        "the parameters from the model's prior (or, with --generator, takes that generator's known "
+        "truth), simulates a cohort of --patients from them, fits it, and records the rank of the "
+        "truth among the posterior draws and whether the 50%% and 90%% intervals cover it; the fits "
+        "run on dask.distributed (a local cluster, one worker per core, or --scheduler). Writes "
+        "validation.json, replicates/ and rank figures to --out; a rerun into the same --out fits "
+        "only the replicates missing. With DATA: 'bayesct validate DATA [--patients FILE]' is "
+        "'bayesct inspect DATA': check the data file and describe the cohort.",
+    )
+    p.add_argument("data", nargs="?", default=None, help="visits table to check (as bayesct inspect)")
+    p.add_argument(
+        "--patients",
+        metavar="P|FILE",
+        help="calibration: patients per replicate (default 40); with DATA: the patient table",
+    )
+    p.add_argument("--map", action="append", metavar="NAME=HEADER,...", help="with DATA: as inspect")
+    p.add_argument("--columns", metavar="FILE.toml", help="with DATA: as inspect")
+    p.add_argument("--replicates", type=_positive_int, help="replicated cohorts (default 20)")
+    p.add_argument("--model", help="spec name or .toml path (default joint)")
+    p.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        help="coverage against this generator's known truth instead of prior draws",
+    )
+    p.add_argument("--draws", type=_positive_int, help="draws per chain (default: the spec's)")
+    p.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default: the spec's)")
+    p.add_argument("--chains", type=_positive_int, help="chains (default: the spec's)")
+    p.add_argument("--seed", type=_nonneg_int, help="random seed (default 0)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)",
+    )
+    p.add_argument("--out", help="output folder (a rerun into it resumes)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
@@ -631,7 +771,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="show sampling progress (default: when stderr is a terminal)",
+        help="show sampling progress: nutpie's bar on a terminal, else a line every few seconds "
+        "(default: on; --no-progress: off)",
+    )
+    p.add_argument(
+        "--loglik-draws",
+        type=_nonneg_int,
+        default=1000,
+        help="posterior draws of the saved per-patient log-likelihood (the log_likelihood group, "
+        "for az.loo; each chain thinned by one stride to at most this many; 0: none; default 1000)",
     )
     _force_arg(p)
     p.set_defaults(func=cmd_fit)
@@ -734,8 +882,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sex", choices=["female", "male"], help="sex (needed by models with sex)")
     p.add_argument("--history", metavar="FILE", help="the patient's visits (CSV/Parquet/Excel)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--grid", action="store_true", help="the grid of risk by CT score 0-24 x day")
-    p.add_argument("--days", type=_days, help="days of the grid, e.g. 3,8,13 (default 0..30)")
+    p.add_argument(
+        "--grid", action="store_true", help="the grid of risk by CT score 0-24 x period (or --days)"
+    )
+    p.add_argument(
+        "--days",
+        type=_days,
+        help="days of the grid, e.g. 3,8,13 (default: the paper's five periods, each at its "
+        "mid-day: 2.5, 8, 13, 18, 25)",
+    )
     p.add_argument("--out", help="CSV for --grid (a heat map PNG is written beside it)")
     p.add_argument("--draws", type=_positive_int, default=1000, help="posterior draws used (default 1000)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")

@@ -33,6 +33,7 @@ UNSAFE_FRAMES: frozenset[tuple[str, str]] = frozenset({("nutpie", "_BackgroundSa
 RETRY_SECONDS = 0.05
 _received: list[int] = []
 _active: list[bool] = [False]
+_run: list[object] = [object()]  # a token per catch_signals block, so a late retry cannot reach the next one
 
 
 def received() -> int | None:
@@ -41,8 +42,10 @@ def received() -> int | None:
 
 
 def raise_if_interrupted() -> None:
-    """Raise :class:`~bayesct.errors.Interrupted` if a signal was recorded."""
-    if _received:
+    """Raise :class:`~bayesct.errors.Interrupted` if a signal was recorded in the current
+    :func:`catch_signals` block (outside one there is no record to act on: library code called
+    directly, e.g. ``FitResult.save``, is never stopped by a signal an earlier run received)."""
+    if _active[0] and _received:
         raise Interrupted(_received[0])
 
 
@@ -59,15 +62,15 @@ def _in_unsafe_frame(frame: FrameType | None) -> bool:
     return False
 
 
-def _send_again(signum: int) -> None:
-    if _active[0]:
+def _send_again(signum: int, run: object) -> None:
+    if _active[0] and _run[0] is run:  # only into the run that received it
         os.kill(os.getpid(), signum)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
     if _in_unsafe_frame(frame):
-        retry = threading.Timer(RETRY_SECONDS, _send_again, (signum,))
+        retry = threading.Timer(RETRY_SECONDS, _send_again, (signum, _run[0]))
         retry.daemon = True
         retry.start()
         return
@@ -86,6 +89,7 @@ def catch_signals() -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _on_signal) for s in SIGNALS}
+    _run[0] = object()
     _active[0] = True
     try:
         yield

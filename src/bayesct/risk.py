@@ -910,7 +910,7 @@ def risk_query(
     Examples
     --------
     >>> import bayesct as bc
-    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit = bc.load_fit("bayesct-demo/fit")  # doctest: +SKIP
     >>> risk = bc.risk_query(fit, ct_score=14, day=8, age=60, sex="male")  # doctest: +SKIP
     >>> risk.attrs["median"], risk.attrs["lo"], risk.attrs["hi"]  # doctest: +SKIP
     >>> bc.risk_query(fit, history="patient_visits.csv", age=60, sex="male")  # doctest: +SKIP
@@ -1075,7 +1075,7 @@ def risk_grid(
     Examples
     --------
     >>> import bayesct as bc
-    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit = bc.load_fit("bayesct-demo/fit")  # doctest: +SKIP
     >>> grid = bc.risk_grid(fit, days=[3, 8, 13, 18, 23], age=60, sex="male")  # doctest: +SKIP
     >>> grid.pivot(index="ct_score", columns="day", values="median")  # doctest: +SKIP
     >>> bc.write_risk_grid(grid, "risk/risk_grid.csv")  # doctest: +SKIP
@@ -1217,7 +1217,7 @@ def write_risk_grid(grid: pd.DataFrame, path: str | Path) -> tuple[Path, Path]:
     Examples
     --------
     >>> import bayesct as bc
-    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit = bc.load_fit("bayesct-demo/fit")  # doctest: +SKIP
     >>> grid = bc.risk_grid(fit, days=[3, 8, 13], age=60, sex="male")  # doctest: +SKIP
     >>> bc.write_risk_grid(grid, "risk/risk_grid.csv")  # doctest: +SKIP
     """
@@ -1318,7 +1318,7 @@ def patient_risks(
     Examples
     --------
     >>> import bayesct as bc
-    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit = bc.load_fit("bayesct-demo/fit")  # doctest: +SKIP
     >>> risks = bc.patient_risks(fit)  # doctest: +SKIP
     >>> risks[["patient_id", "died", "history_median", "history_lo", "history_hi"]]  # doctest: +SKIP
     """

@@ -192,6 +192,17 @@ def test_summarise_findings_shares():
     assert pd.isna(f.loc["tau_sign_esr", "observed_reproduced"])
     np.testing.assert_allclose(f.loc["ct_coef_positive", "reproduced_share"], 0.75)
     assert not f.loc["ct_coef_positive", "observed_reproduced"]
+    # each share carries its Monte Carlo error, as a ppp does: 3 of 4 replicates at the Jeffreys
+    # estimate 3.5/5, and the Jeffreys interval Beta(3.5, 1.5)
+    from scipy import stats
+
+    np.testing.assert_allclose(f.loc["ct_coef_positive", "share_mcse"], math.sqrt(0.7 * 0.3 / 4))
+    lo, hi = stats.beta.ppf([0.025, 0.975], 3.5, 1.5)
+    np.testing.assert_allclose(
+        f.loc["ct_coef_positive", ["share_mc_lo", "share_mc_hi"]].astype(float), [lo, hi]
+    )
+    assert "Monte Carlo SE" in f.loc["ct_coef_positive", "sentence"]
+    assert math.isnan(f.loc["tau_sign_esr", "share_mcse"])
 
 
 def test_all_periods_reported(mock_fit):

@@ -174,8 +174,9 @@ def test_fit_summary_and_report_show_the_odds_ratio_per_sd(
     odds = np.exp(prior_fit.posterior["mort_assoc_sd"].values.ravel())
     lo, med, hi = np.quantile(odds, [0.025, 0.5, 0.975])
     expected = fmt_estimate(med, lo, hi)
-    line = next(ln for ln in out.splitlines() if ln.startswith("odds ratio of death per SD"))
-    assert "patient's CT trajectory" in line and "95% CrI" in line and line.endswith(expected)
+    assert "Mortality, odds ratios of death in user units (median [95% CrI]):" in out
+    line = next(ln for ln in out.splitlines() if "(mort_assoc_sd:" in ln)
+    assert "trajectory" in line and f"{expected}   (mort_assoc_sd:" in line
     assert "mort_assoc_sd " in out  # its row in the table, with ESS and R-hat
     assert (
         "mort_gamma[value] and [slope]: r = " in out

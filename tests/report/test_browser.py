@@ -356,8 +356,9 @@ def test_report_in_headless_chromium(
 
 def test_failed_fit_report_in_headless_chromium(chromium: str, tmp_path: Path, report_fit) -> None:
     """The page without a check or grid (and with the warning banner) loads as cleanly."""
-    from bayesct.report.html import write_html_report
     from tests.report.conftest import failed
+
+    from bayesct.report.html import write_html_report
 
     page = write_html_report(failed(report_fit), path=tmp_path / "failed.html", sensitivity=False)
     seen = load_page(chromium, page, tmp_path / "profile")

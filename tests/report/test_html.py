@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.report.conftest import EVIL_ID, failed
 
 from bayesct.report import html as rh
-from tests.report.conftest import EVIL_ID, failed
 
 SECTION_IDS = (
     "convergence",
@@ -372,3 +372,11 @@ def test_per_scan_model_says_what_it_cannot_show(small_cohort) -> None:
     assert "it has no posterior predictive check" in text
     assert "CT score, per point" in text  # its odds ratio in user units
     self_contained(html)
+
+
+def test_bayesct_report_is_the_html_writer(report_fit, tmp_path):
+    import bayesct as bc
+
+    page = bc.report(report_fit, path=tmp_path / "page.html", sensitivity=False)
+    assert page == tmp_path / "page.html"
+    assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")

@@ -512,6 +512,70 @@ def integrated_patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], *, see
     return out
 
 
+#: The variable of the ``log_likelihood`` group (:func:`patient_log_likelihood`); not ``patient``,
+#: which is its dimension.
+LOG_LIKELIHOOD_VAR = "patient_loglik"
+
+#: What the ``log_likelihood`` group of a saved fit conditions on (its ``conditioning`` attribute).
+LOG_LIKELIHOOD_CONDITIONING = (
+    "each patient's log-likelihood of all their data the model describes (parts) given the draw's "
+    "population parameters, with the patient's own random effects integrated out (importance "
+    "sampling per draw, bayesct.risk.history_terms): log p(CT scores, labs | theta) + "
+    "log P(death | CT scores, labs, theta); az.loo of it is the leave-one-patient-out predictive"
+)
+
+
+def patient_log_likelihood(
+    fit: FitResult, *, max_draws: int | None = None, seed: int = 0
+) -> xr.Dataset | None:
+    """ArviZ's ``log_likelihood`` group of a fit: ``patient_loglik``, (chain, draw, patient).
+
+    Each entry is :func:`integrated_patient_loglik` of the patient's data (:func:`model_parts`:
+    CT scores, labs, death) at one posterior draw, the patient's random effects integrated
+    out, so that ``az.loo(tree)`` is the patient-level PSIS-LOO (what ``bayesct compare``
+    computes, without its exact refits). What it conditions on is stated in its attrs
+    (``conditioning``, ``parts``).
+
+    Every draw is used unless ``max_draws`` is given and smaller than chains x draws; then each
+    chain is thinned by the same stride (every k-th draw), the kept draws' ``draw``
+    coordinates are those of the posterior, and the attrs say ``thinned_every``. ``None`` for a
+    model that has none: a per-scan model (``scan_logistic``) or one with outcome-group curves,
+    whose longitudinal likelihood conditions on the outcome.
+    """
+    if fit.spec.family != "joint" or fit.spec.by_group:
+        return None
+    post = fit.posterior
+    chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
+    step = 1
+    if max_draws is not None and max_draws < chains * draws:
+        step = math.ceil(chains * draws / max(max_draws, 1))
+    view = fit
+    if step > 1:
+        tree = fit.tree.copy()
+        tree["posterior"] = post.isel(draw=slice(None, None, step))
+        view = dataclasses.replace(fit, tree=tree)
+    pm = PosteriorModel.from_fit(view)
+    parts = model_parts(fit)
+    ll = integrated_patient_loglik(pm, parts, seed=seed)
+    kept = view.posterior
+    values = ll.reshape(chains, int(kept.sizes["draw"]), -1)
+    da = xr.DataArray(
+        values,
+        dims=("chain", "draw", "patient"),
+        coords={
+            "chain": kept["chain"].values,
+            "draw": kept["draw"].values,
+            "patient": [str(p) for p in fit.design.patient_ids],
+        },
+    )
+    attrs: dict[str, Any] = {
+        "conditioning": LOG_LIKELIHOOD_CONDITIONING,
+        "parts": ", ".join(parts),
+        "thinned_every": step,
+    }
+    return xr.Dataset({LOG_LIKELIHOOD_VAR: da}, attrs=attrs)
+
+
 def _patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], integrated: bool, seed: int) -> np.ndarray:
     return integrated_patient_loglik(pm, parts, seed=seed) if integrated else pm.patient_loglik(parts=parts)
 

@@ -80,7 +80,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, ndtr
 from scipy.stats import beta as beta_dist
 
 from bayesct.checks.calibration import (
@@ -98,9 +98,9 @@ from bayesct.checks.calibration import (
 from bayesct.classical import (
     LOGISTIC_TERMS,
     PAPER_TAU,
+    fit_logistic,
     kendall,
     kendall_taus,
-    logistic_coefs,
     mixed_model,
     mortality_logistic,
     period_comparison,
@@ -141,6 +141,10 @@ STATISTICS: dict[str, tuple[str, str]] = {
     "mixed_p": ("marker", "linear mixed model, Wald p-value of the group x period interaction"),
     "n_deaths": ("", "number of deaths (level 'new' only: replicated from the mortality submodel)"),
 }
+
+#: The Wald p of each per-scan logistic term: computed with ``logistic_coef`` for the findings'
+#: verdicts (:func:`judge_findings`: the day coefficient's significance), not summarised as a ppp.
+LOGISTIC_P = "logistic_p"
 
 #: Statistic families that contrast survivors with non-survivors (computed at ``outcome_level``).
 OUTCOME_STATISTICS: tuple[str, ...] = ("ct_mw_p", "ct_auc", "logistic_coef", "mixed_p", "n_deaths")
@@ -370,9 +374,13 @@ def table_statistics(
         for lab, t in zip(sa.lab_names, tau, strict=True):
             out[stat_key("kendall_tau", lab)] = float(t)
     if "logistic_coef" in families:
-        coefs = logistic_coefs(sa.ct, sa.day, sa.died)
-        for term, c in zip(LOGISTIC_TERMS, coefs, strict=True):
+        fitted = fit_logistic(sa.ct, sa.day, sa.died)
+        coefs = fitted.params
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pvals = 2.0 * ndtr(-np.abs(coefs / np.sqrt(np.diag(fitted.cov))))  # Wald, as Table 3's
+        for term, c, pv in zip(LOGISTIC_TERMS, coefs, pvals, strict=True):
             out[stat_key("logistic_coef", term)] = float(c)
+            out[stat_key(LOGISTIC_P, term)] = float(pv)
     if mixed_markers:
         out.update(mixed_statistics(cohort, mixed_markers))
     if deaths:
@@ -394,7 +402,8 @@ def judge_findings(values: pd.DataFrame) -> pd.DataFrame:
 
     The verdicts are those of :func:`bayesct.classical.findings` (same ids, same order, same rules
     and constants: ``ALPHA`` for the period tests, the sign of :data:`bayesct.classical.PAPER_TAU`,
-    the signs of the logistic coefficients), vectorised over replicates; the tests check that they
+    the signs of the logistic coefficients, the day's also at p < ``ALPHA``: the paper's finding was a
+    significant test), vectorised over replicates; the tests check that they
     agree with :func:`bayesct.classical.findings` on replicated cohorts.
 
     Parameters
@@ -431,7 +440,12 @@ def judge_findings(values: pd.DataFrame) -> pd.DataFrame:
     c = col(stat_key("logistic_coef", "ct_score"))
     out["ct_coef_positive"] = verdict(np.sign(c) == 1.0, ~np.isnan(c))
     d = col(stat_key("logistic_coef", "day"))
-    out["day_coef_negative"] = verdict(np.sign(d) == -1.0, ~np.isnan(d))
+    d_p = col(stat_key(LOGISTIC_P, "day"))
+    with np.errstate(invalid="ignore"):
+        # The paper's significant test: the sign, at p < ALPHA; NaN where the sign is right but
+        # the p is unknown.
+        right = np.sign(d) == -1.0
+        out["day_coef_negative"] = verdict(right & (d_p < ALPHA), ~np.isnan(d) & ~(right & np.isnan(d_p)))
     return pd.DataFrame(out, index=values.index)
 
 
@@ -622,7 +636,10 @@ def summarise_findings(observed: pd.DataFrame, replicated: pd.DataFrame) -> pd.D
     Returns
     -------
     pandas.DataFrame
-        ``finding, paper, observed_value, observed_reproduced, reproduced_share, n_valid, sentence``.
+        ``finding, paper, observed_value, observed_reproduced, reproduced_share, share_mcse,
+        share_mc_lo, share_mc_hi, n_valid, sentence``: the share's Monte Carlo error as a ppp's
+        (:func:`ppp_mcse`, the Jeffreys interval :func:`ppp_interval`), as the replicates are a
+        finite sample of the posterior predictive distribution.
     """
     rows = []
     for _, f in observed.iterrows():
@@ -630,10 +647,15 @@ def summarise_findings(observed: pd.DataFrame, replicated: pd.DataFrame) -> pd.D
         col = replicated[fid].to_numpy(dtype=float) if fid in replicated else np.array([])
         valid = col[~np.isnan(col)]
         share = float(valid.mean()) if valid.size else math.nan
+        count = int(valid.sum())
+        mc_lo, mc_hi = ppp_interval(count, int(valid.size))
+        mcse = ppp_mcse(count, int(valid.size))
         obs_rep = f["reproduced"]
         obs_text = "cannot be assessed" if pd.isna(obs_rep) else ("yes" if bool(obs_rep) else "no")
         share_text = (
-            "no valid replicate" if not valid.size else f"{100 * share:.0f}% of {valid.size} replicates"
+            "no valid replicate"
+            if not valid.size
+            else f"{100 * share:.0f}% (Monte Carlo SE {100 * mcse:.0f}%) of {valid.size} replicates"
         )
         rows.append(
             {
@@ -642,6 +664,9 @@ def summarise_findings(observed: pd.DataFrame, replicated: pd.DataFrame) -> pd.D
                 "observed_value": float(f["observed"]),
                 "observed_reproduced": pd.NA if pd.isna(obs_rep) else bool(obs_rep),
                 "reproduced_share": share,
+                "share_mcse": mcse,
+                "share_mc_lo": mc_lo,
+                "share_mc_hi": mc_hi,
                 "n_valid": int(valid.size),
                 "sentence": f"{f['paper']}: observed data {obs_text}; reproduced in {share_text}.",
             }
@@ -818,10 +843,14 @@ class PPCResult:
             )
         lines.append("  Findings of the paper (share of replicates reproducing it):")
         for _, f in self.findings.iterrows():
-            share = "NA" if pd.isna(f["reproduced_share"]) else f"{100 * f['reproduced_share']:.0f}%"
+            share = (
+                "NA"
+                if pd.isna(f["reproduced_share"])
+                else f"{100 * f['reproduced_share']:.0f}% ± {100 * f['share_mcse']:.0f}%"
+            )
             obs = "NA" if pd.isna(f["observed_reproduced"]) else ("yes" if f["observed_reproduced"] else "no")
             level = f" [{f['level']}]" if f.get("level") else ""
-            lines.append(f"    {f['finding']:<34} {share:>5} (n={f['n_valid']}){level}; observed: {obs}")
+            lines.append(f"    {f['finding']:<34} {share:>10} (n={f['n_valid']}){level}; observed: {obs}")
         if self.pit_summary is not None:
             lines.append(
                 "  LOO-PIT (KS p-value vs uniform): "
@@ -999,10 +1028,10 @@ def posterior_predictive_check(
     Examples
     --------
     >>> import bayesct as bc
-    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit = bc.load_fit("bayesct-demo/fit")  # doctest: +SKIP
     >>> ppc = bc.posterior_predictive_check(fit, replicates=200, seed=0)  # doctest: +SKIP
     >>> print(ppc.summary())  # doctest: +SKIP
-    >>> ppc.write("demo-output/check")  # doctest: +SKIP
+    >>> ppc.write("bayesct-demo/check")  # doctest: +SKIP
     """
     _check_fit(fit)
     _check_level(level)
@@ -1063,8 +1092,13 @@ def posterior_predictive_check(
     replicated.index.name = "replicate"
     replicated_findings = judge_findings(replicated)
     n_computed = {k: n_mixed for k in keys if _split_key(k)[0] == "mixed_p"}
+    summarised = [k for k in keys if _split_key(k)[0] != LOGISTIC_P]
     statistics = summarise_statistics(
-        pd.Series(obs), replicated, ci_prob=ci_prob, mc_prob=mc_prob, n_computed=n_computed
+        pd.Series(obs)[summarised],
+        replicated[summarised],
+        ci_prob=ci_prob,
+        mc_prob=mc_prob,
+        n_computed=n_computed,
     )
     statistics.insert(
         list(statistics.columns).index("observed"),

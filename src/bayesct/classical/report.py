@@ -174,18 +174,33 @@ def findings(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             }
         )
     ml = tables.get("mortality_logistic")
-    for term, fid, want, text in (
-        ("ct_score", "ct_coef_positive", 1.0, "mortality rises with the CT score (coefficient > 0)"),
-        ("day", "day_coef_negative", -1.0, "the same CT score is less lethal later (day coefficient < 0)"),
+    # The day finding was the paper's significant test: its sign alone, at a large p, does not
+    # reproduce it (p < ALPHA, as the period tests). The CT score's is judged by its sign.
+    for term, fid, want, text, significant in (
+        ("ct_score", "ct_coef_positive", 1.0, "mortality rises with the CT score (coefficient > 0)", False),
+        (
+            "day",
+            "day_coef_negative",
+            -1.0,
+            f"the same CT score is less lethal later (day coefficient < 0, p < {ALPHA:g})",
+            True,
+        ),
     ):
         coef = p = math.nan
         if ml is not None and (ml["term"] == term).any():
             hit = ml.loc[ml["term"] == term].iloc[0]
             coef, p = float(hit["coef"]), float(hit["p_value"])
         ok = None if math.isnan(coef) else bool(np.sign(coef) == want)
+        if ok and significant:
+            ok = None if math.isnan(p) else bool(p < ALPHA)
         verdict = {
             True: "shows it",
-            False: "does not show it",
+            False: "does not show it"
+            + (
+                f" (the sign, but not significant at {ALPHA:g})"
+                if significant and np.sign(coef) == want
+                else ""
+            ),
             None: "cannot assess it (no usable logistic fit)",
         }[ok]
         sentence = f"Per-scan logistic regression, {text}: this cohort {verdict} (coef = {coef:.3f}, {_p_phrase(p)})."

@@ -38,6 +38,7 @@ class Diagnostics:
     draws: int
     chains: int
     wall_seconds: float
+    #: the worst scalar of each gate (rhat, ess_bulk, ess_tail), named as the summaries name it
     worst: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -77,6 +78,37 @@ def _min_over(ds: xr.Dataset) -> tuple[float, str]:
         if v < best:
             best, where = v, str(name)
     return (best if where else float("nan")), where
+
+
+#: Posterior variables the summaries show under other names: an LKJ covariance's packed
+#: Cholesky factor and its parts (``severity_sd`` is ``severity_cov_stds`` by effect name).
+SHOWN_AS: dict[str, str] = {
+    "severity_cov": "severity_sd, severity_rho",
+    "severity_cov_stds": "severity_sd",
+    "severity_cov_corr": "severity_rho",
+    "re_cov": "re_cov_stds, re_cov_corr",
+}
+
+
+def gate_label(stat: xr.Dataset, var: str, *, largest: bool) -> str:
+    """The scalar of ``var`` where ``stat`` (one gate statistic per scalar) is worst, named as the
+    posterior summary (:func:`posterior_summary`) names it: ``name[coord, ...]``.
+
+    A variable the summaries show under other names (:data:`SHOWN_AS`) is named by those, with
+    the stored scalar after them: ``severity_sd, severity_rho (stored as severity_cov[1])``.
+    """
+    if not var or var not in stat:
+        return var
+    da = stat[var]
+    vals = np.asarray(da.values, dtype=float)
+    label = var
+    if vals.ndim and vals.size and not np.all(np.isnan(vals)):
+        at = np.unravel_index(int(np.nanargmax(vals) if largest else np.nanargmin(vals)), vals.shape)
+        parts = [str(da[d].values[i]) if d in da.coords else str(i) for d, i in zip(da.dims, at, strict=True)]
+        label = f"{var}[{', '.join(parts)}]"
+    if var in SHOWN_AS:
+        return f"{SHOWN_AS[var]} (stored as {label})"
+    return label
 
 
 def _max_over(ds: xr.Dataset) -> tuple[float, str]:
@@ -149,6 +181,7 @@ def compute_diagnostics(
     )
     nan = float("nan")
     rhat_max, rhat_var, ess_bulk, bulk_var, ess_tail, tail_var = nan, "", nan, "", nan, ""
+    stats: dict[str, xr.Dataset] = {}
     if not blocking:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -156,6 +189,10 @@ def compute_diagnostics(
             rhat_max, rhat_var = _max_over(stats["rhat"]) if chains > 1 else (nan, "")
             ess_bulk, bulk_var = _min_over(stats["ess_bulk"])
             ess_tail, tail_var = _min_over(stats["ess_tail"])
+    # Each gate names its worst scalar as the posterior summary does (gate_label).
+    rhat_at = gate_label(stats["rhat"], rhat_var, largest=True) if rhat_var else ""
+    bulk_at = gate_label(stats["ess_bulk"], bulk_var, largest=False) if bulk_var else ""
+    tail_at = gate_label(stats["ess_tail"], tail_var, largest=False) if tail_var else ""
     divergences = 0
     bfmi_min = float("nan")
     if sample_stats is not None:
@@ -174,16 +211,16 @@ def compute_diagnostics(
     elif not blocking and not rhat_max <= GATE_RHAT_MAX:
         odd = odd_chains(post, stats["rhat"], rhat_var)
         failures.append(
-            f"R-hat {rhat_max:.3f} > {GATE_RHAT_MAX} (worst: {rhat_var}): chains disagree; "
+            f"R-hat {rhat_max:.3f} > {GATE_RHAT_MAX} (worst: {rhat_at}): chains disagree; "
             + (odd or "run longer (--tune, --draws) or more chains.")
         )
     if not blocking and not ess_bulk >= GATE_ESS_MIN:
         failures.append(
-            f"bulk ESS {ess_bulk:.0f} < {GATE_ESS_MIN:.0f} (worst: {bulk_var}): increase --draws or --chains."
+            f"bulk ESS {ess_bulk:.0f} < {GATE_ESS_MIN:.0f} (worst: {bulk_at}): increase --draws or --chains."
         )
     if not blocking and not ess_tail >= GATE_ESS_MIN:
         failures.append(
-            f"tail ESS {ess_tail:.0f} < {GATE_ESS_MIN:.0f} (worst: {tail_var}): increase --draws or --chains."
+            f"tail ESS {ess_tail:.0f} < {GATE_ESS_MIN:.0f} (worst: {tail_at}): increase --draws or --chains."
         )
     if not blocking and divergences > 0:
         failures.append(
@@ -206,7 +243,7 @@ def compute_diagnostics(
         draws=draws,
         chains=chains,
         wall_seconds=float(wall_seconds),
-        worst={"rhat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var},
+        worst={"rhat": rhat_at, "ess_bulk": bulk_at, "ess_tail": tail_at},
         failures=failures,
     )
 
@@ -337,3 +374,106 @@ def drop_redundant_correlations(table: pd.DataFrame) -> pd.DataFrame:
         return order[a] < order[b]
 
     return table[[keep(str(p)) for p in table["parameter"]]].reset_index(drop=True)
+
+
+# -- odds ratios in user units -----------------------------------------------------------------------
+def mortality_odds_ratios(post: xr.Dataset, design: Any | None, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """The mortality coefficients as odds ratios of death in user units, one row each.
+
+    ``parameter`` (the coefficient as :func:`posterior_summary` names it), ``effect`` (a short
+    label), ``unit`` (what one step of the odds ratio is), ``median``, ``lo``, ``hi`` (of the
+    odds ratio's draws, central ``ci_prob`` interval) and ``scaling`` (how the model's
+    coefficient maps to it):
+
+    * ``mort_assoc_sd``: per SD, across patients, of the patient's trajectory term (``mort_gamma``
+      times the patient's level and slope effects), signed as the CT score's level;
+    * ``mort_beta[age]``: per 10 years; the model's coefficient is per ``scale`` years of
+      ``(age - centre) / scale``, the centre and scale of the design
+      (:func:`~bayesct.modeling.design.covariate_matrix`: the spec's ``[mortality.scaling]``,
+      else the cohort's mean and SD), so the odds ratio is ``exp(beta * 10 / scale)``;
+    * ``mort_beta[male]``: male against female (an indicator, not scaled);
+    * any other covariate: per its scale;
+    * ``coef_per_unit[...]`` (the per-scan model): per CT point, per day.
+
+    ``design`` (a :class:`~bayesct.modeling.design.Design`) gives the covariates' names and
+    scaling; without it the ``mort_beta`` rows are left out. Empty when there is nothing to show.
+    """
+    q = [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2]
+    rows: list[dict[str, Any]] = []
+
+    def add(parameter: str, effect: str, unit: str, log_or: Any, scaling: str) -> None:
+        draws = np.exp(np.asarray(log_or, dtype=float).ravel())
+        lo, med, hi = (float(x) for x in np.quantile(draws, q))
+        rows.append(
+            {
+                "parameter": parameter,
+                "effect": effect,
+                "unit": unit,
+                "median": med,
+                "lo": lo,
+                "hi": hi,
+                "scaling": scaling,
+            }
+        )
+
+    if "mort_assoc_sd" in post:
+        add(
+            "mort_assoc_sd",
+            "CT trajectory, per SD",
+            "per SD of the patient's CT trajectory term",
+            post["mort_assoc_sd"].values,
+            "mort_assoc_sd is already per SD across patients of mort_gamma times the patient's "
+            "severity level and slope (signed as the level)",
+        )
+    if "mort_beta" in post and design is not None and len(design.covariate_names):
+        beta = post["mort_beta"]
+        dim = next((d for d in beta.dims if d not in ("chain", "draw")), None)
+        spec_scaling = getattr(design.spec, "covariate_scaling", {}) or {}
+        for j, name in enumerate(design.covariate_names):
+            draws = np.asarray(beta.isel({dim: j}).values if dim is not None else beta.values, dtype=float)
+            centre, scale = float(design.covariate_centre[j]), float(design.covariate_scale[j])
+            source = "spec [mortality.scaling]" if name in spec_scaling else "the cohort's mean and SD"
+            label = f"mort_beta[{name}]"
+            if name == "male":
+                add(
+                    label,
+                    "male vs female",
+                    "male against female",
+                    draws,
+                    "the indicator male (1 male, 0 female)",
+                )
+            elif name == "age":
+                add(
+                    label,
+                    "age, per 10 years",
+                    "per 10 years of age",
+                    draws * 10.0 / scale,
+                    f"age enters as (age - {centre:g}) / {scale:g} ({source}): mort_beta[age] is per "
+                    f"{scale:g} years, the odds ratio exp(mort_beta[age] x 10 / {scale:g})",
+                )
+            else:
+                add(
+                    label,
+                    f"{name}, per {scale:g}",
+                    f"per {scale:g} of {name}",
+                    draws,
+                    f"{name} enters as ({name} - {centre:g}) / {scale:g} ({source})",
+                )
+    if "coef_per_unit" in post:
+        c = post["coef_per_unit"]
+        dim = next((d for d in c.dims if d not in ("chain", "draw")), None)
+        terms = [str(v) for v in c[dim].values] if dim is not None and dim in c.coords else []
+        for j, term in enumerate(terms):
+            if term == "intercept":
+                continue
+            effect = {"ct_score": "CT score, per point", "day": "day since onset, per day"}.get(term, term)
+            add(
+                f"coef_per_unit[{term}]",
+                effect,
+                f"per unit of {term}",
+                c.isel({dim: j}).values,
+                "coef_per_unit is mort_beta divided by the term's scale",
+            )
+    out = pd.DataFrame(rows, columns=["parameter", "effect", "unit", "median", "lo", "hi", "scaling"])
+    out.attrs["ci_prob"] = ci_prob
+    return out

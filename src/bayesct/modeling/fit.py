@@ -3,7 +3,8 @@
 A fit directory holds everything needed to rebuild, check, query and report
 the fit, and nothing pickled:
 
-``posterior.nc``      the posterior and sample stats (an ``xarray.DataTree``)
+``posterior.nc``      the posterior, sample stats and observed data (an ``xarray.DataTree``;
+                      ``bayesct fit`` adds ``log_likelihood``, see below)
 ``spec.toml``         the spec used
 ``data.csv``          the validated cohort the model saw (long layout)
 ``fingerprint.json``  a SHA-256 of that data and its shape
@@ -16,15 +17,40 @@ nothing; its JSON is strict (a non-finite number is ``null``). :meth:`FitResult.
 refuses what is not a complete, finite fit: a file missing or unreadable, or a non-finite
 posterior draw (an interrupted run or an overflowed log-density). A directory without the
 marker, as bayesct wrote before it had one, is accepted when every file is there and reads.
+
+``posterior.nc`` is a standard ArviZ file: ``xarray.open_datatree(path)`` opens it, and
+ArviZ's summaries and plots (``az.summary``, ``azp.plot_forest``, ``azp.plot_trace_dist``,
+``azp.plot_rank``, ``azp.plot_energy`` where there are sample stats) work on it directly.
+Its attributes are stored as netCDF can hold them (text, numbers, numeric arrays, lists of
+two or more strings such as ``sample_dims``); any other value is stored as JSON text and its
+name listed in the attribute ``bayesct_json_attrs``, which :meth:`FitResult.load` decodes.
+The groups:
+
+``posterior``        the draws, (chain, draw, ...)
+``sample_stats``     the sampler's statistics (energy, divergences, ...), where it gives them
+``observed_data``    what the model was fitted to (:func:`observed_dataset`): ``ct_obs`` (the CT
+                     scores, by ``ct_scan``), ``lab_obs`` (the lab values in the data's units, by
+                     ``lab_value``), ``died_obs`` (by ``patient``), each scan and value with its
+                     patient and day as coordinates
+``log_likelihood``   (written by ``bayesct fit``) ``patient_loglik``, (chain, draw, patient): each
+                     patient's log-likelihood of all their data (CT scores, labs, death) given
+                     the draw's population parameters, the patient's own random effects
+                     integrated out (:func:`bayesct.checks.calibration.patient_log_likelihood`),
+                     so that ``az.loo(tree)`` is the patient-level leave-one-out; on at most
+                     1000 draws by default (``--loglik-draws``), each chain thinned by one stride
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +68,7 @@ from bayesct.modeling.design import Design, build_design
 from bayesct.modeling.diagnostics import (
     Diagnostics,
     compute_diagnostics,
+    mortality_odds_ratios,
     nonfinite_draws,
     nonfinite_summary,
     posterior_summary,
@@ -123,8 +150,40 @@ class FitResult:
         return self.diagnostics.passed
 
     def summary(self, var_names: list[str] | None = None, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
-        """Posterior median and central ``ci_prob`` interval with ESS and R-hat, one row per scalar."""
-        return posterior_summary(self.posterior, var_names=var_names, ci_prob=ci_prob)
+        """Posterior median and central ``ci_prob`` interval with ESS and R-hat, one row per scalar.
+
+        The mortality coefficients' rows (``mort_beta[...]``, ``mort_assoc_sd``,
+        ``coef_per_unit[...]``) also give the coefficient as an odds ratio in user units:
+        ``or_median``, ``or_lo``, ``or_hi`` and ``or_unit`` (e.g. "per 10 years of age"); the
+        same as :meth:`odds_ratios`, NaN on the other rows.
+        """
+        table = posterior_summary(self.posterior, var_names=var_names, ci_prob=ci_prob)
+        odds = self.odds_ratios(ci_prob=ci_prob)
+        if odds.empty or table.empty:
+            return table
+        by = odds.set_index("parameter")
+        out = table.copy()
+        for col, src in (("or_median", "median"), ("or_lo", "lo"), ("or_hi", "hi"), ("or_unit", "unit")):
+            out[col] = [by[src].get(p, np.nan if src != "unit" else "") for p in out["parameter"]]
+        out.attrs = table.attrs
+        return out
+
+    def odds_ratios(self, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
+        """The mortality submodel's coefficients as odds ratios of death in user units, one row each.
+
+        See :func:`~bayesct.modeling.diagnostics.mortality_odds_ratios`: the trajectory per SD
+        (``mort_assoc_sd``), age per 10 years, male against female, any other covariate per its
+        scaling unit, with the design's centre and scale stated in ``scaling``. Empty for a
+        model without a mortality part.
+        """
+        design = self.design if self.spec.mortality and self.spec.family == "joint" else None
+        return mortality_odds_ratios(self.posterior, design, ci_prob=ci_prob)
+
+    def add_group(self, name: str, group: xr.Dataset) -> None:
+        """Add (or replace) a group of the posterior tree, e.g. ``log_likelihood``; saved with it."""
+        tree = self.tree.copy()
+        tree[name] = group
+        self.tree = tree
 
     def save(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
         """Write the fit directory (see the module docstring), complete or not at all.
@@ -141,9 +200,10 @@ class FitResult:
         if bad:
             raise IncompleteFitError(f"the posterior is not saved: {bad}; refit")
         tree = self.tree.copy()
-        tree.attrs = {k: str(v) for k, v in tree.attrs.items()}
+        if "observed_data" not in tree.children:
+            tree["observed_data"] = observed_dataset(self.design)
         for node in tree.subtree:
-            node.attrs = {k: str(v) for k, v in node.attrs.items()}
+            node.attrs = encode_attrs(node.attrs)
         with atomic_dir(out_dir, overwrite=overwrite) as out:
             tree.to_netcdf(out / "posterior.nc", engine="h5netcdf")
             (out / "spec.toml").write_text(self.spec.to_toml(), encoding="utf-8")
@@ -175,6 +235,8 @@ class FitResult:
         try:
             with xr.open_datatree(d / name, engine="h5netcdf") as stored:
                 tree = stored.load()
+            for node in tree.subtree:
+                node.attrs = decode_attrs(node.attrs)
             name = "spec.toml"
             spec_raw = tomllib.loads((d / name).read_text())
             name = "data.csv"
@@ -267,14 +329,21 @@ class JointModel:
         chains: int | None = None,
         sampler: Sampler = DEFAULT_SAMPLER,
         seed: int = 0,
-        progress: bool = False,
+        progress: bool | Literal["lines"] = False,
         cores: int | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> FitResult:
         """Sample the posterior and judge it against the convergence gates.
 
         A fit that misses a gate still returns, with ``result.passed`` False, a
         :class:`~bayesct.errors.ConvergenceWarning` and the reasons in
         ``result.diagnostics.failures``.
+
+        ``progress``: ``True`` shows the sampler's progress bar (for a terminal); ``"lines"``
+        (nutpie) sends a progress line to ``notify`` every :data:`PROGRESS_EVERY` seconds
+        instead, for a log or a pipe; ``False`` neither. ``notify`` (e.g. a print to stderr)
+        is also told, before nutpie compiles, when the compile cache has no record of this
+        model and cohort: "compiling the model (first fit of this cohort)…".
         """
         if sampler not in SAMPLERS:
             raise SpecError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -286,11 +355,21 @@ class JointModel:
         t0 = time.perf_counter()
         key = None
         if sampler == "nutpie":
-            from bayesct.modeling.nutpie_cache import model_key
+            from bayesct.modeling.nutpie_cache import enabled, is_cached, model_key
 
             key = model_key(design)
+            if notify is not None and not is_cached(key):
+                why = "first fit of this cohort" if enabled() else "the compile cache is off"
+                notify(f"compiling the model ({why})…")
         tree = _sample(
-            model, sampler=sampler, seed=seed, progress=progress, cores=n_cores, compile_key=key, **settings
+            model,
+            sampler=sampler,
+            seed=seed,
+            progress=progress,
+            cores=n_cores,
+            compile_key=key,
+            notify=notify,
+            **settings,
         )
         wall = time.perf_counter() - t0
         tree = _keep_groups(tree)
@@ -329,9 +408,10 @@ def _sample(
     tune: int,
     chains: int,
     seed: int,
-    progress: bool,
+    progress: bool | str,
     cores: int,
     compile_key: str | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> xr.DataTree:
     if sampler == "nutpie":
         from bayesct.modeling.nutpie_cache import compile_model, import_nutpie
@@ -352,9 +432,10 @@ def _sample(
             chains=chains,
             cores=cores,
             seed=seed,
-            progress_bar=progress,
+            progress_bar=progress is True,
             save_warmup=False,
             adaptation="draw_diag",
+            **_progress_lines(progress, notify, draws=draws, tune=tune),
         )
     # Both samplers start from the same kind of point as nutpie: the jitter is applied here
     # (start_points), so that the variables of UNJITTERED_START can be left out of it.
@@ -377,10 +458,168 @@ def _sample(
             cores=cores,
             random_seed=seed,
             nuts_sampler=sampler,
-            progressbar=progress,
+            progressbar=progress is True,
             compute_convergence_checks=False,
             **extra,
         )
+
+
+#: Seconds between two progress lines of ``progress="lines"``.
+PROGRESS_EVERY = 5.0
+
+
+class ProgressLines:
+    """nutpie's ``progress_callback``: a line to ``notify`` every ``every`` seconds, and one at the end.
+
+    nutpie calls it on a background thread with one ``ChainProgress`` per chain
+    (``finished_draws``, ``total_draws``, ``tuning``, ``divergences``); the line says how far
+    the slowest chain is, in warm-up or in draws, and the divergences so far.
+    """
+
+    def __init__(
+        self, notify: Callable[[str], None], *, draws: int, tune: int, every: float = PROGRESS_EVERY
+    ) -> None:
+        self.notify, self.draws, self.tune, self.every = notify, draws, tune, every
+        self.start = time.monotonic()
+        self.last = self.start
+        self.done = False
+
+    def line(self, chains: list[Any]) -> str:
+        done = min(int(c.finished_draws) for c in chains)
+        total = max(int(c.total_draws) for c in chains)
+        divergences = sum(int(c.divergences) for c in chains)
+        if done < self.tune:
+            where = f"warm-up {done}/{self.tune}"
+        else:
+            where = f"draws {done - self.tune}/{total - self.tune}"
+        elapsed = time.monotonic() - self.start
+        return (
+            f"sampling: {len(chains)} chains, {where} (slowest chain), {divergences} divergences, "
+            f"{elapsed:.0f} s"
+        )
+
+    def __call__(self, chains: list[Any]) -> None:
+        if not chains or self.done:
+            return
+        now = time.monotonic()
+        finished = all(int(c.finished_draws) >= int(c.total_draws) for c in chains)
+        if finished or now - self.last >= self.every:
+            self.last = now
+            self.done = finished
+            self.notify(self.line(chains))
+
+
+def _progress_lines(
+    progress: bool | str, notify: Callable[[str], None] | None, *, draws: int, tune: int
+) -> dict[str, Any]:
+    """nutpie's keyword arguments for ``progress="lines"``: a :class:`ProgressLines` callback."""
+    if progress != "lines" or notify is None:
+        return {}
+    return {"progress_callback": ProgressLines(notify, draws=draws, tune=tune), "progress_rate": 1000}
+
+
+def notify_stderr(line: str) -> None:
+    """A ``notify`` for :meth:`JointModel.fit`: the line on stderr, at once."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def encode_attrs(attrs: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Attributes as netCDF holds them: text, numbers and numeric arrays as they are, lists of two
+    or more strings as lists; anything else (a dict, a bool, None, a one-item list, which netCDF
+    would read back as a string) as JSON text, its name in ``bayesct_json_attrs``."""
+    from bayesct.files import dumps_json
+
+    out: dict[Any, Any] = {}
+    as_json: list[str] = []
+    for k, v in attrs.items():
+        if k == JSON_ATTRS:
+            continue
+        if (
+            isinstance(v, str)
+            or (isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_))
+            or (isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.ndim == 1 and v.size > 1)
+        ):
+            out[k] = v
+        elif isinstance(v, list | tuple) and len(v) > 1 and all(isinstance(x, str) for x in v):
+            out[k] = list(v)
+        else:
+            out[k] = dumps_json(v, indent=None)
+            as_json.append(str(k))
+    if as_json:
+        out[JSON_ATTRS] = dumps_json(as_json, indent=None)
+    return out
+
+
+def decode_attrs(attrs: Mapping[Any, Any]) -> dict[Any, Any]:
+    """The inverse of :func:`encode_attrs`; also reads ``sample_dims`` as older fits stored it (its repr)."""
+    out = dict(attrs)
+    names = json.loads(out.pop(JSON_ATTRS)) if JSON_ATTRS in out else []
+    for k in names:
+        if k in out:
+            out[k] = json.loads(out[k])
+    for k in ("sample_dims",):
+        v = out.get(k)
+        if isinstance(v, str) and v.startswith("["):
+            with contextlib.suppress(ValueError, SyntaxError):
+                out[k] = list(ast.literal_eval(v))
+        elif isinstance(v, np.ndarray):
+            out[k] = [str(x) for x in v]
+    return out
+
+
+#: The attribute that lists the attributes :func:`encode_attrs` stored as JSON text.
+JSON_ATTRS = "bayesct_json_attrs"
+
+
+def observed_dataset(design: Design) -> xr.Dataset:
+    """The data the model of ``design`` was fitted to, as ArviZ's ``observed_data`` group.
+
+    ``ct_obs`` (``ct_scan``): the CT scores (0-24); ``lab_obs`` (``lab_value``): the lab values
+    in the data's units (the model sees them on its modelling scale,
+    :func:`~bayesct.modeling.design.to_model_scale`); ``died_obs`` (``patient``): 1 for a death.
+    Each scan and lab value carries its patient, day (and lab) as coordinates.
+    """
+    from bayesct.modeling.design import from_model_scale
+
+    pids = np.asarray(design.patient_ids, dtype=str)
+    ct, labs = design.ct, design.labs
+    n_ct, n_lab = len(ct.value), len(labs.value)
+    lab_names = np.asarray(design.markers, dtype=str)[labs.marker] if n_lab else np.zeros(0, dtype=str)
+    lab_units = np.asarray(labs.value, dtype=float).copy()
+    for m in dict.fromkeys(lab_names.tolist()):
+        sel = lab_names == m
+        lab_units[sel] = from_model_scale(m, lab_units[sel])
+    data = {
+        "ct_obs": xr.DataArray(
+            np.asarray(ct.value).astype(np.int64),
+            dims="ct_scan",
+            coords={
+                "ct_scan": np.arange(n_ct),
+                "ct_scan_patient": ("ct_scan", pids[ct.patient] if n_ct else np.zeros(0, dtype=str)),
+                "ct_scan_day": ("ct_scan", np.asarray(ct.day, dtype=float)),
+            },
+            attrs={"units": "CT severity score (0-24)"},
+        ),
+        "died_obs": xr.DataArray(
+            np.asarray(design.died).astype(np.int64),
+            dims="patient",
+            coords={"patient": pids},
+            attrs={"units": "1 died, 0 survived"},
+        ),
+    }
+    if n_lab:
+        data["lab_obs"] = xr.DataArray(
+            lab_units,
+            dims="lab_value",
+            coords={
+                "lab_value": np.arange(n_lab),
+                "lab_value_patient": ("lab_value", pids[labs.patient]),
+                "lab_value_day": ("lab_value", np.asarray(labs.day, dtype=float)),
+                "lab_value_lab": ("lab_value", lab_names),
+            },
+            attrs={"units": "the data's units of each lab (lab_value_lab)"},
+        )
+    return xr.Dataset(data)
 
 
 def start_points(model: pm.Model, chains: int, seed: int) -> list[dict[str, np.ndarray]]:
@@ -442,7 +681,7 @@ def load_fit(fit_dir: str | Path) -> FitResult:
     Examples
     --------
     >>> import bayesct as bc
-    >>> fit = bc.load_fit("demo-output/fit")  # doctest: +SKIP
+    >>> fit = bc.load_fit("bayesct-demo/fit")  # doctest: +SKIP
     >>> fit.spec.name, fit.passed  # doctest: +SKIP
     ('joint', True)
     """

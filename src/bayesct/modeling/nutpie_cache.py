@@ -227,6 +227,15 @@ def _record_path(key: str) -> Path:
     return Path(pytensor.config.base_compiledir) / "bayesct" / f"{key}.json"
 
 
+def is_cached(key: str | None) -> bool:
+    """Whether :func:`compile_model` has a record for ``key`` (a cheap check: a file exists).
+
+    False when the cache is off or the design cannot be keyed. A record whose callbacks
+    numba has lost still compiles; that rare case is not told apart here.
+    """
+    return enabled() and key is not None and _record_path(key).is_file()
+
+
 @dataclasses.dataclass(frozen=True)
 class JitteredPoint:
     """nutpie's initial point: the support point plus U(-1, 1) jitter on the unconstrained coordinates.

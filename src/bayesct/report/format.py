@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from bayesct.constants import CI_PROB
@@ -78,3 +79,20 @@ def fmt_draws(
 ) -> str:
     med, lo, hi = interval(draws, ci_prob)
     return fmt_estimate(med, lo, hi, percent=percent, decimals=decimals)
+
+
+def odds_ratio_lines(table: pd.DataFrame) -> list[str]:
+    """The mortality odds ratios in user units (:meth:`~bayesct.modeling.fit.FitResult.odds_ratios`), printed.
+
+    A heading, one line per effect (``median [low, high]``) and the scaling each rests on;
+    empty when the table is.
+    """
+    if table.empty:
+        return []
+    ci = table.attrs.get("ci_prob", CI_PROB)
+    lines = [f"Mortality, odds ratios of death in user units (median [{ci:.0%} CrI]):"]
+    width = max(len(str(e)) for e in table["effect"])
+    for r in table.itertuples():
+        est = fmt_estimate(float(r.median), float(r.lo), float(r.hi))  # type: ignore[arg-type]
+        lines.append(f"  {r.effect!s:<{width}}  {est}   ({r.parameter}: {r.scaling})")
+    return lines

@@ -50,7 +50,7 @@ from bayesct.constants import (
     RISK_BANDS,
 )
 from bayesct.errors import BayesctError
-from bayesct.report.format import fmt_draws, fmt_estimate
+from bayesct.report.format import fmt_estimate
 
 if TYPE_CHECKING:
     from bayesct.checks.ppc import PPCResult
@@ -894,61 +894,31 @@ def _ct_period_part(
 def mortality_table(fit: FitResult, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
     """The mortality submodel's effects as odds ratios in user units, one row each.
 
-    ``label``, ``median``, ``lo``, ``hi`` (of the odds ratio's draws) and ``estimate`` (printed
-    by :func:`bayesct.report.format.fmt_draws`): the combined association of the CT trajectory
-    per SD (``exp(mort_assoc_sd)``), age per 10 years, male against female, other covariates per
-    their scaling unit; for the per-scan model, the CT score per point and the day per day.
+    The rows of :meth:`~bayesct.modeling.fit.FitResult.odds_ratios` (where the scalings are
+    stated once: the CT trajectory per SD, age per 10 years, male against female, other
+    covariates per their scaling unit, the per-scan model's CT score per point and day per day),
+    with ``label`` (the effect), ``estimate`` (``median [lo, hi]``) and ``what`` (the unit and
+    the scaling it rests on) for the page.
     """
-    post = fit.posterior
-    rows: list[dict[str, Any]] = []
-
-    def add(label: str, log_or: np.ndarray, what: str) -> None:
-        odds = np.exp(np.asarray(log_or, dtype=float).ravel())
-        q = np.quantile(odds, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
-        rows.append(
-            {
-                "label": label,
-                "lo": float(q[0]),
-                "median": float(q[1]),
-                "hi": float(q[2]),
-                "estimate": fmt_draws(odds, ci_prob=ci_prob),
-                "what": what,
-            }
-        )
-
-    if "mort_assoc_sd" in post:
-        add(
-            "CT trajectory, per SD",
-            post["mort_assoc_sd"].values,
-            "odds ratio of death per SD of the patient's CT trajectory term (exp mort_assoc_sd)",
-        )
-    if "mort_beta" in post and fit.spec.family == "joint":
-        design = fit.design
-        beta = post["mort_beta"]
-        dim = next((d for d in beta.dims if d not in ("chain", "draw")), None)
-        for j, name in enumerate(design.covariate_names):
-            draws = beta.isel({dim: j}).values if dim is not None else beta.values
-            scale = float(design.covariate_scale[j])
-            if name == "male":
-                add("male vs female", draws, "odds ratio of death, male against female")
-            elif name == "age":
-                add(
-                    "age, per 10 years",
-                    np.asarray(draws) * 10.0 / scale,
-                    "odds ratio of death per 10 years of age",
-                )
-            else:
-                add(f"{name}, per {scale:g}", draws, f"odds ratio of death per {scale:g} units of {name}")
-    if "coef_per_unit" in post:
-        c = post["coef_per_unit"]
-        dim = next((d for d in c.dims if d not in ("chain", "draw")), None)
-        terms = [str(v) for v in c[dim].values] if dim is not None and dim in c.coords else []
-        for j, term in enumerate(terms):
-            if term == "intercept":
-                continue
-            unit = {"ct_score": "CT score, per point", "day": "day since onset, per day"}.get(term, term)
-            add(unit, c.isel({dim: j}).values, f"odds ratio of death per unit of {term}")
-    return pd.DataFrame(rows)
+    table = fit.odds_ratios(ci_prob=ci_prob)
+    if table.empty:
+        return pd.DataFrame(columns=["label", "lo", "median", "hi", "estimate", "what"])
+    return pd.DataFrame(
+        {
+            "label": table["effect"].astype(str),
+            "lo": table["lo"].astype(float),
+            "median": table["median"].astype(float),
+            "hi": table["hi"].astype(float),
+            "estimate": [
+                fmt_estimate(m, lo, hi)
+                for m, lo, hi in zip(table["median"], table["lo"], table["hi"], strict=True)
+            ],
+            "what": [
+                f"odds ratio of death {u} ({sc})"
+                for u, sc in zip(table["unit"], table["scaling"], strict=True)
+            ],
+        }
+    )
 
 
 #: Parameters of the posterior summary table, where the model has them.
@@ -1236,7 +1206,13 @@ def _ppc_section(fit: FitResult, check: CheckTables | None, ci_prob: float) -> S
                     Cell(finding_label(str(f["finding"])), title=str(f.get("sentence", "") or "")),
                     Cell(str(f.get("paper", "") or "")),
                     Cell("cannot be assessed" if _is_na(obs) else ("yes" if bool(obs) else "no")),
-                    Cell("no valid replicate" if _is_na(share) else f"{100 * _f(share):.0f}%", cls="num"),
+                    Cell(
+                        "no valid replicate"
+                        if _is_na(share)
+                        else f"{100 * _f(share):.0f}%"
+                        + ("" if _is_na(f.get("share_mcse")) else f" ± {100 * _f(f.get('share_mcse')):.0f}%"),
+                        cls="num",
+                    ),
                     Cell(_count(f.get("n_valid")), cls="num"),
                     Cell(str(f.get("level", "") or "")),
                 ]
@@ -1247,7 +1223,7 @@ def _ppc_section(fit: FitResult, check: CheckTables | None, ci_prob: float) -> S
                     "finding of the paper",
                     "the paper reports",
                     "shown by the observed data",
-                    "share of replicates reproducing it",
+                    "share of replicates reproducing it (± Monte Carlo SE)",
                     "valid replicates",
                     "level",
                 ],

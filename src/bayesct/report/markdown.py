@@ -124,9 +124,9 @@ def write_report(out: str | Path, *, fit: FitResult | None = None) -> Path:
 
     Examples
     --------
-    >>> import bayesct as bc
-    >>> bc.report("demo-output")  # doctest: +SKIP
-    PosixPath('demo-output/report.md')
+    >>> from bayesct.report.markdown import write_report
+    >>> write_report("bayesct-demo")  # doctest: +SKIP
+    PosixPath('bayesct-demo/report.md')
     """
     out = Path(out)
     lines = ["# bayesct report", ""]
@@ -211,7 +211,7 @@ def write_report(out: str | Path, *, fit: FitResult | None = None) -> Path:
                 f"- {fid}: {_share(share)}" + (f" (level {lvl})" if lvl else "")
                 for fid, share, lvl in zip(finds["finding"], finds["reproduced_share"], levels, strict=True)
             ] + [""]
-        figs = sorted((out / "check").glob("*.png"))
+        figs = sorted((out / "check").rglob("*.png"))  # the check writes its figures under figures/
         lines += [f"![{f.stem}]({f.relative_to(out)})" for f in figs[:6]] + [""]
     grid = out / "risk" / "risk_grid.csv"
     if grid.is_file():
