@@ -466,10 +466,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
             ) from None
     if deaths is not None:
         print("Leave-patient-out death predictions (the patient's outcome left out of each):")
-        print("model                 Brier   log score   AUC     expected / observed deaths   slope")
+        print(
+            "model                 Brier [SE]      difference [SE]   log score   AUC     "
+            "expected / observed deaths   slope"
+        )
         for r in deaths.itertuples():
             print(
-                f"{r.model:<20}  {r.brier:.3f}   {r.log_score:8.3f}   {r.auc:.3f}   "
+                f"{r.model:<20}  {r.brier:.3f} [{r.brier_se:.3f}]   {r.brier_diff:6.3f} [{r.brier_diff_se:.3f}]"
+                f"    {r.log_score:8.3f}   {r.auc:.3f}   "
                 f"{r.expected_deaths:7.1f} / {r.observed_deaths:<18d} {r.calibration_slope:5.2f}"
             )
         for fam, what in dict.fromkeys(zip(deaths["family"], deaths["predicts"], strict=True)):

@@ -107,6 +107,8 @@ def test_death_predictions_rank_scan_logistic_beside_the_joint_model(mock_fit, s
     table = compare_death_predictions({"joint": mock_fit, "scan_logistic": scan}, max_draws=DRAWS)
     assert set(table["model"]) == {"joint", "scan_logistic"}
     assert list(table["brier"]) == sorted(table["brier"])
+    assert table["brier_diff"].iloc[0] == 0 and (table["brier_diff"] >= 0).all()
+    assert (table["brier_se"] > 0).all() and (table["brier_diff_se"].iloc[1:] > 0).all()
     assert ((table["brier"] >= 0) & (table["brier"] <= 1)).all()
     assert (table["observed_deaths"] == int(small_cohort.patients["died"].sum())).all()
     assert table.set_index("model").loc["scan_logistic", "family"] == "scan_logistic"

@@ -742,8 +742,10 @@ def compare_death_predictions(
     Returns
     -------
     pandas.DataFrame
-        Per model (best Brier first): ``model, family, brier, log_score, auc, expected_deaths,
-        observed_deaths, calibration_slope, n_bad_k, max_pareto_k, predicts``.
+        Per model (best Brier first): ``model, family, brier, brier_se, log_score, auc,
+        expected_deaths, observed_deaths, calibration_slope, n_bad_k, max_pareto_k, predicts,
+        brier_diff, brier_diff_se`` (the difference from the best model's Brier score and the
+        SE of that paired difference over patients).
     """
     shas = {n: data_fingerprint(f.cohort)["sha256"] for n, f in fits.items()}
     if len(set(shas.values())) > 1:
@@ -752,6 +754,8 @@ def compare_death_predictions(
             + ", ".join(f"{n}={s[:8]}" for n, s in shas.items())
         )
     rows = []
+    risks: dict[str, np.ndarray] = {}
+    outcome = np.zeros(0)
     for name, f in fits.items():
         if not f.spec.mortality:
             continue
@@ -764,11 +768,13 @@ def compare_death_predictions(
             cal = mortality_calibration(f, max_draws=max_draws, seed=seed)
             risk = cal.patients["predicted_loo"].to_numpy(float)
             k = cal.patients["pareto_k"].to_numpy(float)
+        risks[name], outcome = risk, died
         rows.append(
             {
                 "model": name,
                 "family": f.spec.family,
                 "brier": float(np.mean((risk - died) ** 2)),
+                "brier_se": float(np.std((risk - died) ** 2, ddof=1) / np.sqrt(died.size)),
                 "log_score": float(np.mean(died * np.log(risk) + (1 - died) * np.log1p(-risk))),
                 "auc": _auc(risk, died),
                 "expected_deaths": float(risk.sum()),
@@ -783,7 +789,15 @@ def compare_death_predictions(
         )
     if len(rows) < 2:
         raise CheckError("a comparison of death predictions needs at least two fits with a mortality part")
-    return pd.DataFrame(rows).sort_values("brier", kind="stable").reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values("brier", kind="stable").reset_index(drop=True)
+    # the difference from the best model's Brier score, with the SE of the paired difference
+    sq = {str(r["model"]): (risks[str(r["model"])] - outcome) ** 2 for r in rows}
+    best = sq[str(table["model"].iloc[0])]
+    table["brier_diff"] = [float(np.mean(sq[str(m)] - best)) for m in table["model"]]
+    table["brier_diff_se"] = [
+        float(np.std(sq[str(m)] - best, ddof=1) / np.sqrt(best.size)) for m in table["model"]
+    ]
+    return table
 
 
 def _calibration_slope(risk: np.ndarray, died: np.ndarray) -> float:
