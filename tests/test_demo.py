@@ -62,3 +62,16 @@ def test_demo_fits_once_reads_nothing_back_and_writes_every_file(tmp_path, monke
     assert [s.split("]")[0] for s in steps] == [f"[{i}/7" for i in range(1, 8)]
     assert err[-1].endswith(str(out / "report.html"))
     assert captured.out.rstrip().splitlines()[-1] == err[-1]
+
+
+def test_progress_lines_once_when_both_streams_are_one_file(tmp_path, monkeypatch):
+    from bayesct import demo
+
+    with open(tmp_path / "log", "w") as one, open(tmp_path / "other", "w") as other:
+        monkeypatch.setattr("sys.stdout", one)
+        monkeypatch.setattr("sys.stderr", one)
+        assert demo._both_terminals()
+        demo._say("Done")
+        monkeypatch.setattr("sys.stderr", other)
+        assert not demo._both_terminals()
+    assert (tmp_path / "log").read_text().count("Done") == 1

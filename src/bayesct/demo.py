@@ -16,6 +16,7 @@ progress line already heads them).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -36,11 +37,18 @@ STAGES: tuple[str, ...] = (
 
 
 def _both_terminals() -> bool:
-    return sys.stdout.isatty() and sys.stderr.isatty()
+    """Whether stdout and stderr reach the reader as one stream: both terminals, or the same file."""
+    if sys.stdout.isatty() and sys.stderr.isatty():
+        return True
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # streams without a descriptor (captured, in memory)
+        return False
+    return (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
 
 
 def _say(line: str) -> None:
-    """A progress line: on stderr always, on stdout too unless both are the same terminal."""
+    """A progress line: on stderr always, on stdout too unless both are one stream."""
     print(line, file=sys.stderr, flush=True)
     if not _both_terminals():
         print(line, flush=True)
