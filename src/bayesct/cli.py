@@ -275,24 +275,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _headline_vars(result) -> list[str]:
-    wanted = [
-        "severity_sd",
-        "severity_rho",
-        "severity_skew",
-        "re_cov_stds",
-        "loading_lab",
-        "specific_sd",
-        "noise_sd",
-        "ct_phi",
-        "mort_intercept",
-        "mort_beta",
-        "mort_gamma",
-        "mort_assoc_sd",
-        "patient_sd",
-        "coef_per_unit",
-    ]
-    names = [v for v in wanted if v in result.posterior]
-    return names
+    from bayesct.modeling.diagnostics import HEADLINE_PARAMETERS
+
+    return [v for v in HEADLINE_PARAMETERS if v in result.posterior]
 
 
 def _gate_vars(result) -> list[str]:

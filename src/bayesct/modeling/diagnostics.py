@@ -307,6 +307,25 @@ def warn_if_failed(diag: Diagnostics) -> None:
 
 
 # -- posterior summaries ----------------------------------------------------------------------------
+#: The parameters a fit's summary shows first, where the model has them (the CLI and the report).
+HEADLINE_PARAMETERS: tuple[str, ...] = (
+    "severity_sd",
+    "severity_rho",
+    "severity_skew",
+    "re_cov_stds",
+    "loading_lab",
+    "specific_sd",
+    "noise_sd",
+    "ct_phi",
+    "mort_intercept",
+    "mort_beta",
+    "mort_gamma",
+    "mort_assoc_sd",
+    "patient_sd",
+    "coef_per_unit",
+)
+
+
 def posterior_summary(
     post: xr.Dataset, *, var_names: Sequence[str] | None = None, ci_prob: float = CI_PROB
 ) -> pd.DataFrame:

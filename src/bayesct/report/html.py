@@ -921,25 +921,6 @@ def mortality_table(fit: FitResult, *, ci_prob: float = CI_PROB) -> pd.DataFrame
     )
 
 
-#: Parameters of the posterior summary table, where the model has them.
-HEADLINE: tuple[str, ...] = (
-    "severity_sd",
-    "severity_rho",
-    "severity_skew",
-    "re_cov_stds",
-    "loading_lab",
-    "specific_sd",
-    "noise_sd",
-    "ct_phi",
-    "mort_intercept",
-    "mort_beta",
-    "mort_gamma",
-    "mort_assoc_sd",
-    "patient_sd",
-    "coef_per_unit",
-)
-
-
 def _summary_rows(summ: pd.DataFrame) -> list[list[Cell]]:
     return [
         [
@@ -977,7 +958,9 @@ def _mortality_part(fit: FitResult, ci_prob: float, sensitivity: bool) -> Sectio
 
     assoc = mortality_association_lines(fit.posterior, ci_prob=ci_prob)
     part.notes.extend(line[0].upper() + line[1:] for line in assoc[1:])
-    names = [v for v in HEADLINE if v in fit.posterior]
+    from bayesct.modeling.diagnostics import HEADLINE_PARAMETERS
+
+    names = [v for v in HEADLINE_PARAMETERS if v in fit.posterior]
     if names:
         summ = fit.summary(names, ci_prob=ci_prob)
         part.tables.append(
