@@ -200,3 +200,69 @@ def test_validate_notes_unused_columns_and_derived_days(tmp_path, capsys):
     out = capsys.readouterr().out  # the notes are printed once, with the summary
     assert "day derived from the dates" in out
     assert "'CRP (mg/L)' not used" in out
+
+
+# -- declared labs: --lab NAME:TRANSFORM[:DIRECTION] -------------------------------------------------------
+def test_inspect_with_a_declared_lab(tmp_path, capsys):
+    path = tmp_path / "visits.csv"
+    path.write_text(
+        "Patient ID,Days since admission,Total CT,LDH (U/L),Outcome,CRP (mg/L)\n"
+        "P1,2,4,210,0,12\nP1,7,9,260,0,40\nP2,4,12,480,1,8\nP2,6,14,500,1,8\n"
+    )
+    base = ["inspect", str(path), "--map", 'day="Days since admission",ct_score=Total CT,died=Outcome']
+    assert main(base) == 0
+    assert "'CRP (mg/L)' not used" in capsys.readouterr().out  # undeclared: noted, not used
+    assert main([*base, "--lab", "crp:log"]) == 0
+    out = capsys.readouterr().out
+    assert "markers: ct_score, ldh, crp" in out and "declared labs: crp (log, up)" in out
+    assert "not used" not in out and "covariates" not in out
+    # a declared lab is validated like the built-in ones, naming file, row and column
+    path.write_text(path.read_text().replace("260,0,40", "260,0,-4"))
+    assert main([*base, "--lab", "crp:log"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}, row 3, column 'CRP (mg/L)': crp must be a positive number (> 0), got -4\n"
+
+
+@pytest.mark.parametrize(
+    ("lab", "needles"),
+    [
+        ("crp", ["--lab", "NAME:TRANSFORM[:DIRECTION]"]),
+        ("crp:sqrt", ["unknown transform 'sqrt'", "log", "pct"]),
+        ("ct_score:log", ["'ct_score' is a column bayesct knows"]),
+        ("ldh:log", ["built-in lab"]),
+    ],
+)
+def test_bad_lab_declarations_are_one_line_and_exit_2(tmp_path, capsys, lab, needles):
+    path = tmp_path / "visits.csv"
+    path.write_text(STATISTICIANS_CSV)
+    assert main(["validate", str(path), "--map", "died=Outcome", "--lab", lab]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and err.count("\n") == 1
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+@pytest.mark.slow
+def test_a_small_fit_with_a_declared_lab(tmp_path, capsys):
+    """30 simulated patients with a CRP column rising with the CT score, fitted with --lab crp:log; the
+    saved fit keeps the declaration, and a risk query reads a history's CRP values with it."""
+    from tests.modeling.conftest import crp_frame
+
+    from bayesct.data import simulate_cohort
+
+    frame = crp_frame(simulate_cohort(30, seed=5).cohort, seed=1)
+    data = tmp_path / "visits.csv"
+    frame.to_csv(data, index=False)
+    fit_dir = tmp_path / "fit"
+    argv = ["fit", str(data), "--lab", "crp:log", "--out", str(fit_dir), "--no-progress"]
+    assert main([*argv, "--draws", "200", "--tune", "200", "--chains", "2", "--loglik-draws", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "loading_lab[crp]" in out and "labs.json" in out
+    assert (fit_dir / "labs.json").is_file()
+    history = tmp_path / "history.csv"
+    first = frame.loc[frame["patient_id"] == frame["patient_id"].iloc[0]]
+    first[["day", "ct_score", "ldh", "crp", "age", "sex"]].to_csv(history, index=False)
+    assert main(["risk", str(fit_dir), "--history", str(history), "--json", "--draws", "100"]) == 0
+    out = capsys.readouterr().out
+    n_labs = int(first[["ldh", "crp"]].notna().to_numpy().sum())
+    assert f'"n_lab_values": {n_labs}' in out

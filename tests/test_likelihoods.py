@@ -11,6 +11,7 @@ from scipy.special import expit
 from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
 from bayesct.likelihoods import (
     CT_FAMILIES,
+    PMF_FLOOR,
     ZONES,
     CTLikelihood,
     log1mexp,
@@ -113,20 +114,23 @@ def test_zone_order_matters_only_through_the_pairing_of_eta_and_cutpoints() -> N
     assert not np.allclose(a, c)
 
 
-def test_extreme_tails_in_log_space() -> None:
-    # eta = -30: P(S = 24) = P(Y = 4)**6, around exp(-6 * 32.4), underflows nothing in log space
+def test_extreme_tails_keep_relative_accuracy_down_to_the_floor() -> None:
+    # eta = -30: P(S = 24) = P(Y = 4)**6, around exp(-6 * 32.4): a product of the zone pmfs,
+    # so its relative accuracy is kept
     eta = -30.0
     logpmf = zone_sum_logpmf(eta, CUTS)
     assert np.all(np.isfinite(logpmf))
     expected_top = 6 * (eta - CUTS[-1] - np.log1p(np.exp(eta - CUTS[-1])))
     np.testing.assert_allclose(logpmf[-1], expected_top, rtol=1e-12)
+    # P(S = 0) = 1 - 2.5e-12: its log is exact to a double's spacing at 1
     expected_bottom = 6 * (-np.log1p(np.exp(eta - CUTS[0])))
-    np.testing.assert_allclose(logpmf[0], expected_bottom, rtol=1e-12, atol=1e-300)
-    # eta = +300: probabilities far below the smallest double, still finite logs
+    np.testing.assert_allclose(logpmf[0], expected_bottom, rtol=0, atol=1e-15)
+    # eta = +300: probabilities below the smallest double are floored, never -inf
     logpmf = zone_sum_logpmf(300.0, CUTS)
     assert np.all(np.isfinite(logpmf))
-    np.testing.assert_allclose(logpmf[0], 6 * (CUTS[0] - 300.0), rtol=1e-12)
+    assert logpmf[0] == pytest.approx(np.log(PMF_FLOOR))
     assert np.argmax(logpmf) == CT_MAX
+    assert logpmf[CT_MAX] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_pmf_sums_to_one_over_a_batch(rng: np.random.Generator) -> None:
@@ -259,9 +263,11 @@ def test_families_match_their_references(rng: np.random.Generator) -> None:
     phi = beta_binom.phi[:, None, None]
     ref = stats.betabinom.logpmf(k, CT_MAX, mu * phi, (1 - mu) * phi)
     np.testing.assert_allclose(beta_binom.logpmf_all(eta), ref, rtol=1e-9)
-    # the fast probability-space convolution against the exact log-space one
-    exact = zone_sum_logpmf(eta, zone_sum.cutpoints[:, None, :])
-    np.testing.assert_allclose(zone_sum.logpmf_all(eta), exact, rtol=1e-9, atol=1e-12)
+    # the convolution against enumeration of every zone combination
+    got = zone_sum.logpmf_all(eta)
+    for s, j in itertools.product(range(S), range(eta.shape[1])):
+        zone_pmfs = np.tile(direct_zone_pmf(eta[s, j], zone_sum.cutpoints[s]), (N_ZONES, 1))
+        np.testing.assert_allclose(np.exp(got[s, j]), brute_force_pmf(zone_pmfs), rtol=1e-9, atol=1e-300)
 
 
 def test_zone_sum_log_pmf_is_finite_far_in_the_tails() -> None:

@@ -101,22 +101,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _read(data: str | argparse.Namespace, patients: str | None = None, *, notes: bool = True):
-    """Read a cohort; given the parsed arguments of :func:`data_args`, with their column mapping.
+    """Read a cohort; given the parsed arguments of :func:`data_args`, with their column mapping
+    and lab declarations (``--lab`` over the ``--columns`` file's ``[labs]``, name by name).
 
     Its notes go to stderr, once, unless ``notes`` is False (a caller that prints them itself).
     """
     from bayesct.data import read_cohort
     from bayesct.data.columns import load_column_map, merge_column_maps, parse_column_map
+    from bayesct.data.labs import LabSpec, load_lab_declarations, merge_labs, parse_labs
 
     columns: dict[str, str] = {}
+    labs: dict[str, LabSpec] = {}
     if isinstance(data, argparse.Namespace):
         args = data
         path, patients = str(args.data), args.patients
-        from_file = load_column_map(args.columns) if getattr(args, "columns", None) else None
-        columns = merge_column_maps(from_file, parse_column_map(getattr(args, "map", None) or []))
+        file = getattr(args, "columns", None)
+        labs = merge_labs(
+            load_lab_declarations(file) if file else None, parse_labs(getattr(args, "lab", None) or [])
+        )
+        from_file = load_column_map(file, labs=labs) if file else None
+        columns = merge_column_maps(from_file, parse_column_map(getattr(args, "map", None) or [], labs=labs))
     else:
         path = data
-    cohort = read_cohort(path, patients, columns=columns)
+    cohort = read_cohort(path, patients, columns=columns, labs=labs)
     if notes:
         for note in cohort.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -145,7 +152,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         return cmd_inspect(args)
-    if args.out is None or args.map or args.columns:
+    if args.out is None or args.map or args.columns or args.lab:
         print(
             "error: give a data file to check (bayesct inspect DATA), or --out DIR (and --replicates N) "
             "for the simulation-based calibration",
@@ -230,6 +237,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=progress,
             notify=notify_stderr,
+            extend=args.extend,
         )
     # A sampler that caught the signal returns the draws it had (nutpie does): not a fit.
     raise_if_interrupted()
@@ -266,8 +274,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             result.add_group("log_likelihood", group)
     out = result.save(args.out, overwrite=args.force)  # last: an interrupted run leaves nothing
     print(
-        f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, fingerprint.json, "
-        "diagnostics.json, complete.json)"
+        f"Fit written to {out}/ (posterior.nc, spec.toml, data.csv, "
+        f"{'labs.json, ' if cohort.declared_labs else ''}fingerprint.json, diagnostics.json, complete.json)"
     )
     if args.strict and not diag.passed:
         return EXIT_NOT_CONVERGED
@@ -421,6 +429,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             seed=args.seed,
             refit=not args.no_refit,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
+            scheduler=args.scheduler,
+            workers=args.workers,
         )
         print(
             f"Patient-level LOO on {table['data'].iloc[0]}, each patient's likelihood with "
@@ -653,7 +663,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--columns",
             metavar="FILE.toml",
-            help="a TOML file whose [columns] table maps bayesct column names to the files' headers",
+            help="a TOML file whose [columns] table maps bayesct column names to the files' headers "
+            'and whose [labs] table declares labs (crp = "log")',
+        )
+        p.add_argument(
+            "--lab",
+            action="append",
+            metavar="NAME:TRANSFORM[:DIRECTION]",
+            help="a lab beyond the built-in seven, modelled like them: TRANSFORM log (positive "
+            "values) or pct (percentages), DIRECTION up or down with severity, e.g. crp:log, "
+            "spo2:pct:down (repeatable; overrides the --columns file's [labs])",
         )
 
     p = sub.add_parser(
@@ -703,6 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--map", action="append", metavar="NAME=HEADER,...", help="with DATA: as inspect")
     p.add_argument("--columns", metavar="FILE.toml", help="with DATA: as inspect")
+    p.add_argument(
+        "--lab", action="append", metavar="NAME:TRANSFORM[:DIRECTION]", help="with DATA: as inspect"
+    )
     p.add_argument("--replicates", type=_positive_int, help="replicated cohorts (default 20)")
     p.add_argument("--model", help="spec name or .toml path (default joint)")
     p.add_argument(
@@ -745,9 +767,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="joint",
         help="spec name (joint, joint_normal, joint_zones, ct_only, descriptive, scan_logistic) or a .toml path (default joint)",
     )
-    p.add_argument("--draws", type=_positive_int, help="draws per chain (default: the spec's)")
+    p.add_argument(
+        "--draws",
+        type=_positive_int,
+        help="draws per chain (default: the spec's, and a fit that misses the ESS gates narrowly "
+        "runs once more with enough draws, at most 4 x the spec's)",
+    )
     p.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default: the spec's)")
     p.add_argument("--chains", type=_positive_int, help="chains (default: the spec's)")
+    p.add_argument(
+        "--extend",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run once more with more draws when the spec's draws miss a gate narrowly (default on)",
+    )
     p.add_argument(
         "--sampler",
         choices=["nutpie", "pymc", "numpyro"],
@@ -854,6 +887,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-refit",
         action="store_true",
         help="PSIS only: do not refit the model without each patient of Pareto k > 0.7",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the refits on a running dask scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(default: a local cluster, one worker per core)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="local worker processes for the refits (default one per core; 1: one refit after another)",
     )
     p.add_argument("--out", default=None, help="CSV file for the comparison table")
     p.set_defaults(func=cmd_compare)

@@ -72,6 +72,38 @@ LAB_DIRECTION: Final[dict[str, int]] = {
     "esr": 1,
 }
 
+#: The transforms a user-declared lab (``--lab NAME:TRANSFORM[:DIRECTION]``, a columns file's
+#: ``[labs]`` table) may name: ``log`` (positive values, log(value)) or ``pct`` (percentages
+#: strictly between 0 and 100, logit(value / 100)), as the built-in labs are modelled.
+LAB_TRANSFORMS: Final[tuple[str, ...]] = ("log", "pct")
+#: The directions a declaration may name, as the sign of ``LAB_DIRECTION``.
+LAB_DIRECTION_WORDS: Final[dict[str, int]] = {"up": 1, "down": -1}
+#: Known direction with severity of common labs outside the input contract, taken when a
+#: declaration names none (+1 up, -1 down; as :data:`LAB_DIRECTION`).
+KNOWN_LAB_DIRECTION: Final[dict[str, int]] = {
+    "crp": 1,
+    "hs_crp": 1,
+    "ferritin": 1,
+    "il6": 1,
+    "il_6": 1,
+    "troponin": 1,
+    "procalcitonin": 1,
+    "fibrinogen": 1,
+    "creatinine": 1,
+    "urea": 1,
+    "bun": 1,
+    "ast": 1,
+    "alt": 1,
+    "bilirubin": 1,
+    "wbc": 1,
+    "lactate": 1,
+    "bnp": 1,
+    "nt_probnp": 1,
+    "spo2": -1,
+    "albumin": -1,
+    "platelet_count": -1,
+}
+
 #: Common spellings of the column names (after header normalisation: lower case, units in
 #: brackets dropped, ``%`` as ``pct``, every run of other characters as ``_``) and the name each means.
 COLUMN_SYNONYMS: Final[dict[str, str]] = {
@@ -132,6 +164,30 @@ MARKER_LABELS: Final[dict[str, str]] = {
     "d_dimer": "D-dimer (mg/L)",
     "ldh": "LDH (U/L)",
     "esr": "ESR (mm/h)",
+}
+#: Labels of the labs of :data:`KNOWN_LAB_DIRECTION`, when declared (any other declared lab: its name).
+KNOWN_LAB_LABELS: Final[dict[str, str]] = {
+    "crp": "CRP",
+    "hs_crp": "hs-CRP",
+    "ferritin": "Ferritin",
+    "il6": "IL-6",
+    "il_6": "IL-6",
+    "troponin": "Troponin",
+    "procalcitonin": "Procalcitonin",
+    "fibrinogen": "Fibrinogen",
+    "creatinine": "Creatinine",
+    "urea": "Urea",
+    "bun": "BUN",
+    "ast": "AST",
+    "alt": "ALT",
+    "bilirubin": "Bilirubin",
+    "wbc": "WBC",
+    "lactate": "Lactate",
+    "bnp": "BNP",
+    "nt_probnp": "NT-proBNP",
+    "spo2": "SpO2 %",
+    "albumin": "Albumin",
+    "platelet_count": "Platelet count",
 }
 
 #: Periods since symptom onset, exactly as the paper labels them.

@@ -1,8 +1,13 @@
 r"""Numpy forms of the observation likelihoods.
 
-This module holds the plain-numpy (no PyMC, no PyTensor) form of each
-likelihood, for posterior predictive checks, pointwise log-likelihoods and
-tests. At present it holds the zone-level likelihood of the chest CT score.
+This module states each observation likelihood once. The equations are written
+against a small array namespace (:class:`ArrayOps`): :data:`NUMPY_OPS` for the
+numpy view of a fit (posterior predictive checks, pointwise log-likelihoods,
+risk) and :func:`pytensor_ops` for the model graph that
+:mod:`bayesct.modeling.builders` builds without the fused kernels, so the graph
+and the numpy view evaluate the same expression; the fused numba kernels
+(:mod:`bayesct.modeling.kernels`) are the one other statement of each, held
+equal by the tests. Importing this module imports neither PyMC nor PyTensor.
 
 The zone-level CT likelihood
 ----------------------------
@@ -35,39 +40,89 @@ total :math:`S = \sum_z Y_z \in \{0, \dots, N K\}` has the exact convolution pmf
 
     P(S = s) = \sum_{y_1 + \dots + y_N = s} \prod_{z=1}^{N} P(Y_z = y_z),
 
-computed one zone at a time with ``logsumexp`` so that very small
-probabilities keep their relative accuracy.
+computed one zone at a time in probability space (the product form above has
+no cancellation; a probability below the smallest positive double is floored
+before its log).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betaln, expit, gammaln, log_expit, logsumexp
+from scipy.special import expit, gammaln, log_expit
 
 from bayesct.constants import CT_MAX, CT_ZONES, N_ZONES, ZONE_MAX
 
 __all__ = [
     "CT_FAMILIES",
     "LAB_FAMILIES",
+    "NUMPY_OPS",
     "ZONES",
+    "ArrayOps",
     "CTLikelihood",
     "LabLikelihood",
+    "beta_binomial_logpmf",
+    "convolve_zone_pmfs",
     "cs_normal_logpdf",
     "log1mexp",
+    "pytensor_ops",
     "zone_draw",
+    "zone_log_table",
     "zone_logpmf",
     "zone_sum_draw",
     "zone_sum_loglik",
     "zone_sum_logpmf",
+    "zones_loglik",
 ]
 
 #: The zone columns, in the order of the zone axis of per-zone arguments.
 ZONES: tuple[str, ...] = CT_ZONES
 
 _LN2 = float(np.log(2.0))
+#: Probabilities are floored here before their log: a log-pmf never reaches -inf.
+PMF_FLOOR = float(np.finfo(float).tiny)
+
+
+@dataclass(frozen=True)
+class ArrayOps:
+    """The array functions the likelihoods are written in: numpy's or PyTensor's.
+
+    Every equation of this module takes one (``ops``), so that the model graph passes
+    :func:`pytensor_ops` and the numpy view :data:`NUMPY_OPS` to the same function.
+    """
+
+    log: Callable[..., Any]
+    exp: Callable[..., Any]
+    log_sigmoid: Callable[..., Any]
+    log1mexp: Callable[..., Any]
+    gammaln: Callable[..., Any]
+    concatenate: Callable[..., Any]
+    zeros: Callable[..., Any]
+    eq: Callable[..., Any]
+    where: Callable[..., Any]
+    arange: Callable[..., Any]
+
+
+def pytensor_ops() -> ArrayOps:
+    """PyTensor's functions, for the model graph (imported on first use)."""
+    import pytensor.tensor as pt
+
+    return ArrayOps(
+        log=pt.log,
+        exp=pt.exp,
+        log_sigmoid=lambda x: -pt.log1pexp(-x),
+        log1mexp=pt.log1mexp,
+        gammaln=pt.gammaln,
+        concatenate=pt.concatenate,
+        zeros=pt.zeros,
+        eq=pt.eq,
+        where=pt.switch,
+        arange=pt.arange,
+    )
 
 
 def log1mexp(x: ArrayLike) -> NDArray[np.float64]:
@@ -84,6 +139,94 @@ def log1mexp(x: ArrayLike) -> NDArray[np.float64]:
             near, np.log(-np.expm1(np.where(near, x, -1.0))), np.log1p(-np.exp(np.minimum(x, 0.0)))
         )
     return np.asarray(out, dtype=float)
+
+
+#: numpy's (and scipy's) functions, for the numpy view of a fit.
+NUMPY_OPS = ArrayOps(
+    log=np.log,
+    exp=np.exp,
+    log_sigmoid=log_expit,
+    log1mexp=log1mexp,
+    gammaln=gammaln,
+    concatenate=np.concatenate,
+    zeros=np.zeros,
+    eq=np.equal,
+    where=np.where,
+    arange=np.arange,
+)
+
+
+def zone_log_table(eta: Any, cutpoints: Any, ops: ArrayOps = NUMPY_OPS) -> Any:
+    r"""``log P(Y = j)``, j = 0..4, of one cumulative-logit zone: the equation of the module
+    docstring, with :math:`d_j = c_j - \eta`:
+
+    .. math::
+
+        \log\operatorname{expit}(d_j) + \log\operatorname{expit}(-d_{j-1})
+        + \operatorname{log1mexp}(c_{j-1} - c_j)
+
+    (the first and last categories :math:`\log\operatorname{expit}(d_0)`,
+    :math:`\log\operatorname{expit}(-d_3)`). ``eta`` has any shape ``(...)``, ``cutpoints``
+    ``(..., 4)`` broadcasting against it; returns ``(...) + (5,)``. No argument checks:
+    :func:`zone_logpmf` is the checked numpy entry point.
+    """
+    d = cutpoints - eta[..., None]
+    gap = ops.log1mexp(cutpoints[..., :-1] - cutpoints[..., 1:])
+    inner = ops.log_sigmoid(d[..., 1:]) + ops.log_sigmoid(-d[..., :-1]) + gap
+    return ops.concatenate([ops.log_sigmoid(d[..., :1]), inner, ops.log_sigmoid(-d[..., -1:])], axis=-1)
+
+
+def convolve_zone_pmfs(pmfs: Sequence[Any], ops: ArrayOps = NUMPY_OPS) -> Any:
+    r"""The pmf of the sum of independent zone scores, ``(N, 25)``, from their pmfs (six ``(N, 5)``
+    arrays; the same array six times for exchangeable zones), by exact convolution in probability
+    space: :math:`P_{1:z}(s) = \sum_k P_{1:z-1}(s - k) P(Y_z = k)`."""
+    acc = pmfs[0]
+    n = acc.shape[0]
+    for p in pmfs[1:]:
+        acc = sum(
+            ops.concatenate([ops.zeros((n, k)), acc * p[:, k][:, None], ops.zeros((n, ZONE_MAX - k))], axis=1)
+            for k in range(ZONE_MAX + 1)
+        )
+    return acc
+
+
+def zone_sum_pmf(eta: Any, cutpoints: Any, offsets: Any = None, ops: ArrayOps = NUMPY_OPS) -> Any:
+    """``(N, 25)`` pmf of the total of six zones on ``eta`` (N,) with cut-points (4,) or (N, 4):
+    exchangeable, or zone z on ``eta + offsets[..., z]`` (offsets (6,) or (N, 6))."""
+    if offsets is None:
+        return convolve_zone_pmfs([ops.exp(zone_log_table(eta, cutpoints, ops))] * N_ZONES, ops)
+    return convolve_zone_pmfs(
+        [ops.exp(zone_log_table(eta + offsets[..., z], cutpoints, ops)) for z in range(N_ZONES)], ops
+    )
+
+
+def zones_loglik(zones: Any, eta: Any, cutpoints: Any, offsets: Any, ops: ArrayOps = NUMPY_OPS) -> Any:
+    """Log-likelihood of observed zone scores ``zones`` (..., 6), summed over each scan's zones:
+    zone z cumulative-logit on ``eta + offsets[..., z]`` (``eta`` (...), cut-points (..., 4) and
+    offsets (..., 6) broadcasting against it)."""
+    table = zone_log_table(eta[..., None] + offsets, cutpoints[..., None, :], ops)  # (..., 6, 5)
+    pick = ops.eq(zones[..., None], ops.arange(ZONE_MAX + 1))
+    return ops.where(pick, table, 0.0).sum(axis=(-1, -2))
+
+
+def beta_binomial_logpmf(y: Any, mu: Any, phi: Any, ops: ArrayOps = NUMPY_OPS) -> Any:
+    r"""Beta-binomial log-pmf of ``y`` out of 24 with mean ``mu`` and precision ``phi``:
+
+    .. math::
+
+        \log\binom{24}{y} + \log\Gamma(y + a) - \log\Gamma(a) + \log\Gamma(24 - y + b)
+        - \log\Gamma(b) + \log\Gamma(\phi) - \log\Gamma(24 + \phi),
+        \qquad a = \mu\phi,\ b = (1 - \mu)\phi,
+
+    (with :math:`a + b = \phi`, two of the six log-gammas depend on ``phi`` alone).
+    Elementwise, broadcasting.
+    """
+    n = np.float64(CT_MAX)
+    a = mu * phi
+    b = (1.0 - mu) * phi
+    g = ops.gammaln
+    log_choose = g(n + 1.0) - g(y + 1.0) - g(n - y + 1.0)
+    return log_choose + g(y + a) - g(a) + g(n - y + b) - g(b) + g(phi) - g(n + phi)
 
 
 def _check_cutpoints(cutpoints: NDArray[np.float64], per_zone: bool) -> None:
@@ -135,14 +278,8 @@ def zone_logpmf(eta: ArrayLike, cutpoints: ArrayLike) -> NDArray[np.float64]:
     eta = np.asarray(eta, dtype=float)
     c = np.asarray(cutpoints, dtype=float)
     _check_cutpoints(c, per_zone=False)
-    d = c - eta[..., None]  # (..., 4)
-    lo = d[..., :-1]  # d_{j-1} for j = 1..3
-    hi = d[..., 1:]  # d_j for j = 1..3
     with np.errstate(divide="ignore", invalid="ignore"):
-        inner = log_expit(hi) + log_expit(-lo) + log1mexp(lo - hi)
-    first = log_expit(d[..., :1])  # P(Y = 0) = expit(d_0)
-    last = log_expit(-d[..., -1:])  # P(Y = 4) = expit(-d_3)
-    return np.concatenate([first, inner, last], axis=-1)
+        return np.asarray(zone_log_table(eta, c))
 
 
 def _zone_table(
@@ -167,20 +304,6 @@ def _zone_table(
     return np.broadcast_to(table, (*table.shape[:-2], N_ZONES, ZONE_MAX + 1))
 
 
-def _convolve_log(acc: NDArray[np.float64], nxt: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Log of the convolution of two log pmfs along the last axis (batch axes broadcast)."""
-    n_acc, n_nxt = acc.shape[-1], nxt.shape[-1]
-    n_out = n_acc + n_nxt - 1
-    # term[..., s, k] = acc[..., s - k] + nxt[..., k], -inf where s - k is out of range
-    pad = np.full((*acc.shape[:-1], n_nxt - 1), -np.inf)
-    padded = np.concatenate([pad, acc, pad], axis=-1)  # index i holds acc[i - (n_nxt - 1)]
-    s = np.arange(n_out)[:, None]
-    k = np.arange(n_nxt)[None, :]
-    terms = padded[..., s - k + (n_nxt - 1)] + nxt[..., None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(logsumexp(terms, axis=-1), dtype=float)
-
-
 def zone_sum_logpmf(
     eta: ArrayLike,
     cutpoints: ArrayLike,
@@ -197,8 +320,9 @@ def zone_sum_logpmf(
 
         P(S = s) = \sum_{y_1 + \dots + y_6 = s} \prod_{z=1}^{6} P(Y_z = y_z \mid \eta_z, c_z),
 
-    evaluated exactly, one zone at a time, in log space
-    (:math:`\log P_{1:z}(s) = \operatorname{logsumexp}_k [\log P_{1:z-1}(s - k) + \log P(Y_z = k)]`).
+    evaluated exactly, one zone at a time (:func:`convolve_zone_pmfs`, in probability space;
+    a probability below the smallest positive double is floored at :data:`PMF_FLOOR` before
+    its log, so a log-pmf is never below -708.4).
 
     Parameters
     ----------
@@ -228,10 +352,10 @@ def zone_sum_logpmf(
         On arguments of the wrong shape, NaN or decreasing cut-points.
     """
     table = _zone_table(eta, cutpoints, per_zone_eta, per_zone_cutpoints)  # (..., 6, 5)
-    acc = table[..., 0, :]
-    for z in range(1, N_ZONES):
-        acc = _convolve_log(acc, table[..., z, :])
-    return acc
+    batch = table.shape[:-2]
+    pmfs = np.exp(table.reshape(-1, N_ZONES, ZONE_MAX + 1))
+    pmf = convolve_zone_pmfs([pmfs[:, z] for z in range(N_ZONES)])
+    return np.log(np.maximum(pmf, PMF_FLOOR)).reshape((*batch, CT_MAX + 1))
 
 
 def zone_sum_loglik(
@@ -308,8 +432,6 @@ CT_FAMILIES: tuple[str, ...] = ("beta_binomial", "binomial", "zone_sum")
 
 _SCORES = np.arange(CT_MAX + 1)
 _LOGC = gammaln(CT_MAX + 1) - gammaln(_SCORES + 1) - gammaln(CT_MAX - _SCORES + 1)
-#: Probabilities are floored here before their log: a log-pmf never reaches -inf.
-PMF_FLOOR = float(np.finfo(float).tiny)
 _CHUNK = 50_000
 
 
@@ -369,21 +491,16 @@ class CTLikelihood:
             if self.offsets is not None:
                 off = np.broadcast_to(self._per_draw(self.offsets, eta.ndim), (*eta.shape, N_ZONES))
                 off = off.reshape(-1, N_ZONES)
-            pmf = _zone_sum_pmf(eta.reshape(-1), c.reshape(-1, ZONE_MAX), off)
+            pmf = _zone_sum_pmf_chunked(eta.reshape(-1), c.reshape(-1, ZONE_MAX), off)
             return np.log(np.maximum(pmf, PMF_FLOOR)).reshape((*eta.shape, CT_MAX + 1))
         mu = np.clip(expit(eta), 1e-12, 1 - 1e-12)
         if self.family == "binomial":
             return _LOGC + _SCORES * np.log(mu)[..., None] + (CT_MAX - _SCORES) * np.log1p(-mu)[..., None]
         assert self.phi is not None
-        # Pochhammer sums: log B(k + a, 24 - k + b) - log B(a, b) without betaln per score
         phi = self._per_draw(self.phi, eta.ndim)
-        a, b = mu * phi, (1 - mu) * phi
-        i = np.arange(CT_MAX)
-        zero = np.zeros((*eta.shape, 1))
-        cum_a = np.concatenate([zero, np.cumsum(np.log(a[..., None] + i), axis=-1)], axis=-1)
-        cum_b = np.concatenate([zero, np.cumsum(np.log(b[..., None] + i), axis=-1)], axis=-1)
-        norm = np.log(np.broadcast_to(phi, eta.shape)[..., None] + i).sum(axis=-1)
-        return _LOGC + cum_a + cum_b[..., ::-1] - norm[..., None]
+        return np.asarray(
+            beta_binomial_logpmf(_SCORES, mu[..., None], np.broadcast_to(phi, eta.shape)[..., None])
+        )
 
     def logpmf(self, y: ArrayLike, eta: ArrayLike) -> NDArray[np.float64]:
         """Pointwise ``log P(y | eta)``, ``y`` and ``eta`` broadcast (draws leading on ``eta``)."""
@@ -400,9 +517,7 @@ class CTLikelihood:
         if self.family == "binomial":
             return logc + y * np.log(mu) + (CT_MAX - y) * np.log1p(-mu)
         assert self.phi is not None
-        phi = self._per_draw(self.phi, max(np.ndim(eta), 1))
-        a, b = mu * phi, (1 - mu) * phi
-        return logc + betaln(y + a, CT_MAX - y + b) - betaln(a, b)
+        return np.asarray(beta_binomial_logpmf(y, mu, self._per_draw(self.phi, max(np.ndim(eta), 1))))
 
     def zones_logpmf(self, zones: ArrayLike, eta: ArrayLike) -> NDArray[np.float64]:
         """``zone_sum`` with the zones observed: sum over the six zones of log P(Y_z = y_z | eta + offset_z).
@@ -412,12 +527,10 @@ class CTLikelihood:
         if self.family != "zone_sum" or self.cutpoints is None:
             raise ValueError("zone scores have a likelihood only under ct_likelihood = 'zone_sum'")
         y = np.asarray(zones, dtype=np.int64)
-        e = np.asarray(eta, float)[..., None]  # (S, n, 1)
-        if self.offsets is not None:
-            e = e + self.offsets[:, None, :]
-        table = zone_logpmf(e, self.cutpoints[:, None, None, :])  # (S, n, 6, 5)
-        idx = np.broadcast_to(y, table.shape[:-1])[..., None]
-        return np.take_along_axis(table, idx, axis=-1)[..., 0].sum(-1)
+        e = np.asarray(eta, float)
+        off = np.zeros((1, 1, N_ZONES)) if self.offsets is None else self.offsets[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(zones_loglik(y, e, self.cutpoints[:, None, :], off))
 
     def draw(self, rng: np.random.Generator, eta: ArrayLike) -> NDArray[np.float64]:
         """Replicated CT scores at ``eta`` (one per element), as floats."""
@@ -436,35 +549,15 @@ class CTLikelihood:
         return rng.binomial(CT_MAX, p).astype(float)
 
 
-def _zone_pmf(eta: NDArray[np.float64], cutpoints: NDArray[np.float64]) -> NDArray[np.float64]:
-    """P(Y = j), j = 0..4, for eta (N,) and cut-points (N, 4): the product form, no cancellation."""
-    d = cutpoints - eta[:, None]
-    inner = expit(d[:, 1:]) * expit(-d[:, :-1]) * -np.expm1(d[:, :-1] - d[:, 1:])
-    return np.concatenate([expit(d[:, :1]), inner, expit(-d[:, -1:])], axis=1)
-
-
-def _zone_sum_pmf(
+def _zone_sum_pmf_chunked(
     eta: NDArray[np.float64], cutpoints: NDArray[np.float64], offsets: NDArray[np.float64] | None = None
 ) -> NDArray[np.float64]:
-    """(N, 25) pmf of the sum of six zones, by convolution in probability space: exchangeable, or
-    zone z on ``eta + offsets[:, z]`` (offsets (N, 6))."""
+    """:func:`zone_sum_pmf` of eta (N,), cut-points (N, 4) and offsets (N, 6), in chunks of rows."""
     out = np.empty((eta.size, CT_MAX + 1))
     for lo in range(0, eta.size, _CHUNK):
         sl = slice(lo, lo + _CHUNK)
-
-        def zone(z: int, sl: slice = sl) -> NDArray[np.float64]:
-            return _zone_pmf(eta[sl] if offsets is None else eta[sl] + offsets[sl, z], cutpoints[sl])
-
-        same = zone(0) if offsets is None else None
-        acc = zone(0)
-        for z in range(1, N_ZONES):
-            p = same if same is not None else zone(z)
-            width = acc.shape[1]
-            new = np.zeros((acc.shape[0], width + ZONE_MAX))
-            for k in range(ZONE_MAX + 1):
-                new[:, k : k + width] += acc * p[:, k : k + 1]
-            acc = new
-        out[sl] = acc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[sl] = zone_sum_pmf(eta[sl], cutpoints[sl], None if offsets is None else offsets[sl])
     return out
 
 

@@ -93,6 +93,7 @@ from scipy.special import logsumexp as _logsumexp
 
 from bayesct.classical.mortality import risk_band
 from bayesct.constants import CI_PROB, CT, CT_MAX, DAY, PERIOD_LABELS, RISK_BANDS
+from bayesct.data.labs import LabSpec
 from bayesct.effect_law import standardised_from_normal
 from bayesct.errors import BayesctError, DataValidationError, SpecError
 from bayesct.likelihoods import cs_normal_logpdf
@@ -273,8 +274,9 @@ class _Obs:
         return len(self.ct_day) == 1 and self.n_lab_values == 0
 
 
-def _read_history(history: pd.DataFrame | str | Path) -> _Obs:
-    """Validate a one-patient history with :func:`bayesct.data.validate.build_cohort`."""
+def _read_history(history: pd.DataFrame | str | Path, labs: Mapping[str, LabSpec] | None = None) -> _Obs:
+    """Validate a one-patient history with :func:`bayesct.data.validate.build_cohort`, its labs
+    those of the contract and the fit's declared ``labs`` (each optional in a history)."""
     from bayesct.data.io import read_table
     from bayesct.data.validate import build_cohort
     from bayesct.modeling.design import to_model_scale
@@ -296,7 +298,7 @@ def _read_history(history: pd.DataFrame | str | Path) -> _Obs:
         frame["died"] = 0  # placeholder: the outcome is what is being predicted
     else:
         notes.append("the history's 'died' column is ignored (the outcome is what is predicted)")
-    cohort = build_cohort(frame, source=source)
+    cohort = build_cohort(frame, source=source, labs=labs, require_labs=False)
     if cohort.n_patients != 1:
         raise DataValidationError(
             f"a history must hold one patient; found {cohort.n_patients} patient_ids",
@@ -306,27 +308,27 @@ def _read_history(history: pd.DataFrame | str | Path) -> _Obs:
     notes.extend(cohort.notes)
     v = cohort.visits
     ct = v.loc[v[CT].notna()] if CT in v.columns else v.iloc[:0]
-    labs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m in cohort.labs:
         sub = v.loc[v[m].notna()]
-        labs[m] = (sub[DAY].to_numpy(float), to_model_scale(m, sub[m].to_numpy(float)))
+        values[m] = (sub[DAY].to_numpy(float), to_model_scale(m, sub[m].to_numpy(float), labs))
     patient = {str(k): val for k, val in cohort.patients.iloc[0].items() if k != "died"}
     return _Obs(
         ct[DAY].to_numpy(float),
         ct[CT].to_numpy(float) if len(ct) else np.zeros(0),
-        labs,
+        values,
         notes,
         patient,
         source,
     )
 
 
-def _observations(ct_score: Any, day: Any, history: Any) -> _Obs:
+def _observations(ct_score: Any, day: Any, history: Any, labs: Mapping[str, LabSpec] | None = None) -> _Obs:
     if (ct_score is None) != (day is None):
         raise BayesctError("give both a CT score and the day it was taken (days since symptom onset)")
     if history is None and ct_score is None:
         raise BayesctError("give a CT score and its day, or a history of the patient's scans and labs")
-    obs = _read_history(history) if history is not None else _Obs(np.zeros(0), np.zeros(0))
+    obs = _read_history(history, labs) if history is not None else _Obs(np.zeros(0), np.zeros(0))
     if ct_score is not None:
         s, d = _check_score(ct_score), _check_day(day)
         same = obs.ct_day == d
@@ -922,7 +924,7 @@ def risk_query(
         raise BayesctError(f"method must be auto, quadrature, laplace or prior; got {method!r}")
     if not isinstance(n_effects, int | np.integer) or n_effects < 2:
         raise BayesctError(f"n_effects must be an integer >= 2, got {n_effects!r}")
-    obs = _observations(ct_score, day, history)
+    obs = _observations(ct_score, day, history, result.cohort.declared_labs)
     notes = list(obs.notes)
     X_frame, used_cov = _covariate_frame(
         spec, age=age, sex=sex, covariates=covariates, from_history=obs.patient

@@ -374,7 +374,9 @@ def _first_scans(cohort: Cohort) -> Cohort:
     visits = cohort.visits
     scans = visits[visits[CT].notna()].sort_values([PATIENT, DAY], kind="stable")
     first = scans.groupby(PATIENT, sort=False).head(1).reset_index(drop=True)
-    return Cohort(first, cohort.patients, source=cohort.source, notes=cohort.notes)
+    return Cohort(
+        first, cohort.patients, source=cohort.source, notes=cohort.notes, declared_labs=cohort.declared_labs
+    )
 
 
 def calibration_cohort(
@@ -502,22 +504,6 @@ def _read_done(out_dir: Path, settings: Mapping[str, Any]) -> dict[int, dict[str
     return done
 
 
-def _cluster(scheduler: str | None, n_tasks: int, workers: int | None) -> tuple[Any, Any]:
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=max(1, min(n, n_tasks)),
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=40,
-    )
-    return Client(cluster), cluster
-
-
 def run_validation(
     *,
     replicates: int,
@@ -562,12 +548,13 @@ def run_validation(
         The content of ``validation.json`` (see :func:`summarise`), with ``figures``.
     """
     try:
-        from distributed import as_completed
+        import distributed  # noqa: F401
     except ImportError:
         raise ValidationError(
             "the validation runs on dask.distributed: pip install 'bayesct[distributed]'"
         ) from None
 
+    from bayesct.engine import run_tasks
     from bayesct.files import write_json
     from bayesct.modeling.spec import load_spec
 
@@ -608,41 +595,29 @@ def run_validation(
         say(f"{len(done)} of {replicates} replicates already in {out}; fitting {len(todo)}")
     records = list(done.values())
     if todo:
-        client, cluster = _cluster(scheduler, len(todo), workers)
-        try:
-            futures = [
-                client.submit(
-                    run_replicate,
-                    ReplicateTask(r, spec, patients, generator, seed, draws, tune, chains),
-                    key=f"bayesct-replicate-{seed}-{r}-{time.time_ns()}",
-                    pure=False,
+        tasks = [ReplicateTask(r, spec, patients, generator, seed, draws, tune, chains) for r in todo]
+        finished = len(done)
+        runs = run_tasks(
+            run_replicate, tasks, scheduler=scheduler, workers=workers, name=f"bayesct-replicate-{seed}"
+        )
+        for i, result in runs:
+            r = todo[i]
+            record: dict[str, Any]
+            if isinstance(result, BaseException):  # a worker lost, a task that could not be sent
+                record = {"replicate": r, "error": f"{type(result).__name__}: {result}", "wall_seconds": None}
+            else:
+                record = result
+            finished += 1
+            if record.get("error") is None:
+                record["validation"] = settings
+                write_json(replicate_path(out, r), record)
+                verdict = "gates passed" if record["gates"]["passed"] else "MISSED A GATE"
+                say(
+                    f"replicate {r}: done in {record['wall_seconds']:.0f} s, {verdict} ({finished}/{replicates})"
                 )
-                for r in todo
-            ]
-            index = {f.key: r for f, r in zip(futures, todo, strict=True)}
-            finished = len(done)
-            for future in as_completed(futures):
-                r = index[future.key]
-                try:
-                    record = future.result()
-                except Exception as err:  # a worker lost, a task that could not be sent
-                    record = {"replicate": r, "error": f"{type(err).__name__}: {err}", "wall_seconds": None}
-                finished += 1
-                if record.get("error") is None:
-                    record["validation"] = settings
-                    write_json(replicate_path(out, r), record)
-                    verdict = "gates passed" if record["gates"]["passed"] else "MISSED A GATE"
-                    say(
-                        f"replicate {r}: done in {record['wall_seconds']:.0f} s, {verdict} "
-                        f"({finished}/{replicates})"
-                    )
-                else:
-                    say(f"replicate {r}: FAILED: {record['error']} ({finished}/{replicates})")
-                records.append(record)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            else:
+                say(f"replicate {r}: FAILED: {record['error']} ({finished}/{replicates})")
+            records.append(record)
     summary = summarise(records, replicates, settings)
     summary["figures"] = [str(p.name) for p in write_figures(summary, out)]
     write_json(out / SUMMARY_FILE, summary)

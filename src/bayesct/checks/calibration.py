@@ -197,7 +197,7 @@ def predictive_pit(
     lab_values = np.empty(labs.value.size)
     for m in np.unique(labs.marker):
         mask = labs.marker == m
-        lab_values[mask] = from_model_scale(d.markers[m], labs.value[mask])
+        lab_values[mask] = from_model_scale(d.markers[m], labs.value[mask], d.declared_labs)
     values = np.concatenate([d.ct.value.astype(float), lab_values])
     patients = np.concatenate([d.ct.patient, labs.patient])
     days = np.concatenate([d.ct.day, labs.day])
@@ -595,6 +595,8 @@ def _with_refits(
     max_draws: int,
     seed: int,
     progress: Callable[[str], None] | None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """PSIS-LOO ``res`` with every patient of Pareto k > 0.7 scored by an exact refit instead.
 
@@ -616,6 +618,8 @@ def _with_refits(
         seed=seed,
         refit=refit if callable(refit) else None,
         progress=progress,
+        scheduler=scheduler,
+        workers=workers,
     )
     elpd_i = np.asarray(res.elpd_i.values, dtype=float).ravel().copy()
     elpd_i[bad] = exact.elpd_i
@@ -649,6 +653,8 @@ def patient_loo(
     model: PosteriorModel | None = None,
     refit: bool | Refitter = False,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Patient-level PSIS-LOO of one fit on ``parts`` (default: all it models).
 
@@ -657,7 +663,8 @@ def patient_loo(
     curves (``by_group``) fall back to the likelihood conditional on the patient's own effects,
     and say so in ``conditioning``. With ``refit``, each patient whose Pareto k exceeds 0.7 is
     scored exactly instead, by a refit without them (:mod:`bayesct.checks.refit`; a callable
-    ``refit(fit, cohort) -> FitResult`` replaces the default refit).
+    ``refit(fit, cohort) -> FitResult`` replaces the default refit, which runs on the dask
+    engine: ``scheduler`` / ``workers`` as :func:`bayesct.checks.refit.exact_patient_loo`).
 
     Returns
     -------
@@ -678,7 +685,16 @@ def patient_loo(
             f"exact refits need the integrated patient likelihood, which '{fit.spec.name}' lacks"
         )
     res, info = _with_refits(
-        res, loglik, fit, tuple(use), refit=refit, max_draws=max_draws, seed=seed, progress=progress
+        res,
+        loglik,
+        fit,
+        tuple(use),
+        refit=refit,
+        max_draws=max_draws,
+        seed=seed,
+        progress=progress,
+        scheduler=scheduler,
+        workers=workers,
     )
     return info | {
         "elpd": float(res.elpd),
@@ -835,6 +851,8 @@ def compare_models(
     seed: int = 0,
     refit: bool | Refitter = False,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Patient-level PSIS-LOO comparison of model variants fitted to the same data (``az.compare``).
 
@@ -858,7 +876,10 @@ def compare_models(
         Posterior draws used per fit.
     refit, progress
         With ``refit``, every patient of Pareto k > 0.7 in a model is scored by an exact refit of
-        that model without them (:func:`patient_loo`); ``progress`` is called before each refit.
+        that model without them (:func:`patient_loo`); ``progress`` is called for each refit.
+    scheduler, workers
+        Where the refits run (:func:`bayesct.engine.run_tasks`): a running dask scheduler's
+        address, or the number of local worker processes (default one per core; 1: in this process).
 
     Returns
     -------
@@ -911,7 +932,16 @@ def compare_models(
         res = psis_loo(loglik)
         ks[name] = np.asarray(res.pareto_k.values, dtype=float).ravel()
         elpds[name], infos[name] = _with_refits(
-            res, loglik, f, tuple(parts), refit=refit, max_draws=max_draws, seed=seed, progress=progress
+            res,
+            loglik,
+            f,
+            tuple(parts),
+            refit=refit,
+            max_draws=max_draws,
+            seed=seed,
+            progress=progress,
+            scheduler=scheduler,
+            workers=workers,
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bayesct.constants import CI_PROB, MARKER_LABELS
+from bayesct.constants import CI_PROB
+from bayesct.data.labs import marker_label
 
 if TYPE_CHECKING:
     from bayesct.checks.calibration import MortalityCalibration
@@ -39,7 +40,7 @@ def _label(row: pd.Series) -> str:
     for col in ("period", "marker", "term"):
         v = row.get(col, "")
         if isinstance(v, str) and v:
-            return MARKER_LABELS.get(v, v) if col == "marker" else (f"days {v}" if col == "period" else v)
+            return marker_label(v) if col == "marker" else (f"days {v}" if col == "period" else v)
     return str(row["name"])
 
 
@@ -194,7 +195,7 @@ def plot_pit(*, pit: pd.DataFrame, column: str = "loo_pit") -> Figure:
         vals = pit.loc[pit["marker"] == m, column].to_numpy(dtype=float)
         ax.hist(vals, bins=10, range=(0, 1), color="tab:blue", alpha=0.7, edgecolor="white")
         ax.axhline(vals.size / 10, color="tab:red", lw=1)
-        ax.set_title(f"{MARKER_LABELS.get(m, m)} (n={vals.size})", fontsize=8)
+        ax.set_title(f"{marker_label(m)} (n={vals.size})", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(markers) :]:
         ax.set_visible(False)

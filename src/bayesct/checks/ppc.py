@@ -291,7 +291,7 @@ def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed
         pat = labs.patient[mask]
         eta = eta_of(k, pat, labs.day[mask], specific[:, pat, k - 1])
         out = np.full((S, n_vis), np.nan)
-        out[:, rows[marker]] = from_model_scale(marker, pm.draw_lab(rng, k - 1, eta))
+        out[:, rows[marker]] = from_model_scale(marker, pm.draw_lab(rng, k - 1, eta), d.declared_labs)
         values[marker] = out
     kept = [m for m in cohort.markers if m not in d.markers]
     if kept:

@@ -13,8 +13,11 @@ settings and seed), and their predictive log density is computed from the refit'
 
 with :math:`p(y_i \\mid \\theta)` the patient's likelihood with their random effects integrated
 out (:func:`bayesct.risk.history_terms`'s importance sampler): the scans and labs, and
-P(died | the scans and labs, θ) for the outcome. Refits are sequential; each one is a real fit
-and passes or fails its own convergence gates, which the result reports.
+P(died | the scans and labs, θ) for the outcome. Each refit is a real fit and passes or fails its
+own convergence gates, which the result reports. The refits are tasks on dask.distributed
+(:func:`bayesct.engine.run_tasks`: a ``LocalCluster``, one worker per core, or a running
+``scheduler``), each scored on its worker; ``workers=1`` (or a ``refit`` function of the
+caller's) runs them one after another in this process instead.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ import numpy as np
 
 from bayesct.constants import PATIENT
 from bayesct.data.cohort import Cohort
+from bayesct.errors import BayesctError
+from bayesct.modeling.design import Design
 from bayesct.modeling.fit import FitResult, JointModel
 from bayesct.modeling.posterior import PosteriorModel
+from bayesct.modeling.spec import ModelSpec
 
 #: A function that refits a fit's model on a cohort (the default: :func:`refit_without`'s own).
 Refitter = Callable[[FitResult, Cohort], FitResult]
@@ -66,9 +72,9 @@ def without_patients(cohort: Cohort, patient_ids: Sequence[object]) -> Cohort:
     return dataclasses.replace(cohort, visits=visits, patients=patients)
 
 
-def _default_refit(fit: FitResult, cohort: Cohort) -> FitResult:
-    settings = fit.settings
-    return JointModel(fit.spec).fit(
+def _fit_like(spec: ModelSpec, settings: dict, cohort: Cohort) -> FitResult:
+    """``cohort`` fitted with ``spec`` and a fit's sampler settings (draws, tune, chains, sampler, seed)."""
+    return JointModel(spec).fit(
         cohort,
         draws=settings.get("draws"),
         tune=settings.get("tune"),
@@ -79,9 +85,68 @@ def _default_refit(fit: FitResult, cohort: Cohort) -> FitResult:
     )
 
 
+def _default_refit(fit: FitResult, cohort: Cohort) -> FitResult:
+    return _fit_like(fit.spec, dict(fit.settings), cohort)
+
+
 def _logmeanexp(x: np.ndarray) -> float:
     m = float(np.max(x))
     return m + math.log(float(np.mean(np.exp(x - m))))
+
+
+def _score(
+    design: Design,
+    cohort: Cohort,
+    i: int,
+    other: FitResult,
+    parts: tuple[str, ...],
+    max_draws: int | None,
+    seed: int,
+) -> float:
+    """``log p(y_i | y_-i)`` of patient ``i`` of ``design`` on the draws of ``other`` (fitted without them)."""
+    from bayesct.risk import DEFAULT_N_EFFECTS, _importance, _patient_obs
+
+    pid = design.patient_ids[i]
+    long_parts = tuple(p for p in parts if p != "death")
+    pm = PosteriorModel.from_fit(other, max_draws=max_draws, seed=seed)
+    X = pm.covariates_for(cohort.patients.loc[[pid]]) if pm.spec.mortality else np.zeros((1, 0))
+    obs = _patient_obs(design, i, long_parts)
+    res, _ = _importance(pm, obs, X, method="laplace", n_effects=DEFAULT_N_EFFECTS, seed=seed + i)
+    ll = res.log_marginal if long_parts else np.zeros(pm.n_draws)
+    if "death" in parts:
+        p = np.clip(res.p, 1e-12, 1 - 1e-12)
+        died = float(design.died[i])
+        ll = ll + died * np.log(p) + (1 - died) * np.log1p(-p)
+    return _logmeanexp(ll)
+
+
+@dataclass(frozen=True)
+class RefitTask:
+    """One exact leave-patient-out term, as a task for a worker (:func:`refit_patient`)."""
+
+    spec: ModelSpec
+    cohort: Cohort
+    index: int
+    parts: tuple[str, ...]
+    settings: dict
+    max_draws: int | None
+    seed: int
+
+
+def refit_patient(task: RefitTask) -> tuple[float, bool]:
+    """Refit ``task.spec`` without patient ``task.index`` and score them: ``(log p(y_i | y_-i), gates passed)``."""
+    import warnings
+
+    from bayesct.errors import ConvergenceWarning
+    from bayesct.modeling.design import build_design
+
+    design = build_design(task.cohort, task.spec)
+    pid = design.patient_ids[task.index]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the gates are returned and reported
+        other = _fit_like(task.spec, task.settings, without_patients(task.cohort, [pid]))
+    value = _score(design, task.cohort, task.index, other, task.parts, task.max_draws, task.seed)
+    return value, bool(other.passed)
 
 
 def exact_patient_loo(
@@ -93,6 +158,8 @@ def exact_patient_loo(
     seed: int = 0,
     refit: Refitter | None = None,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> ExactLOO:
     """Refit ``fit``'s model without each of ``patients`` and score the patient on the refit.
 
@@ -106,39 +173,55 @@ def exact_patient_loo(
         The data scored: ``"ct"``, ``"labs"``, ``"death"`` (as
         :meth:`~bayesct.modeling.posterior.PosteriorModel.patient_loglik`).
     max_draws, seed
-        Posterior draws of each refit used, and the seed of the refits and the importance
-        sampler.
+        Posterior draws of each refit used, and the seed of the importance sampler (the refits
+        use the fit's own seed).
     refit
-        How to refit (default: the fit's own spec, sampler settings and seed).
+        How to refit (default: the fit's own spec and sampler settings, on the dask engine). A
+        function given here runs in this process, one refit after another.
     progress
-        Called with one line before each refit.
+        Called with one line per refit (before it, in this process; as it finishes, on the engine).
+    scheduler, workers
+        The dask engine (:func:`bayesct.engine.run_tasks`): a running scheduler's address, or the
+        number of local worker processes (default one per core); ``workers=1`` refits in this process.
 
     Returns
     -------
     ExactLOO
     """
-    from bayesct.risk import DEFAULT_N_EFFECTS, _importance, _patient_obs
-
-    refit = refit or _default_refit
     design = fit.design
     ids = list(design.patient_ids)
-    long_parts = tuple(p for p in parts if p != "death")
+    patients = [int(i) for i in patients]
     out = np.empty(len(patients))
-    passed: list[bool] = []
+    passed: list[bool] = [False] * len(patients)
+    if refit is None and workers != 1 and len(patients) > 0:
+        from bayesct.engine import run_tasks
+
+        settings = dict(fit.settings)
+        tasks = [RefitTask(fit.spec, fit.cohort, i, parts, settings, max_draws, seed) for i in patients]
+        failed: list[str] = []
+        done = 0
+        for j, result in run_tasks(
+            refit_patient, tasks, scheduler=scheduler, workers=workers, name="bayesct-refit"
+        ):
+            done += 1
+            if isinstance(result, BaseException):
+                failed.append(f"{ids[patients[j]]}: {type(result).__name__}: {result}")
+                continue
+            out[j], passed[j] = result
+            if progress is not None:
+                verdict = "gates passed" if passed[j] else "MISSED A GATE"
+                progress(
+                    f"refit {done}/{len(patients)}: {fit.spec.name} without patient {ids[patients[j]]}, {verdict}"
+                )
+        if failed:
+            raise BayesctError("a refit without a patient failed: " + "; ".join(failed))
+        return ExactLOO(tuple(patients), out, tuple(passed))
+    refit = refit or _default_refit
     for j, i in enumerate(patients):
         pid = ids[i]
         if progress is not None:
             progress(f"refit {j + 1}/{len(patients)}: {fit.spec.name} without patient {pid}")
         other = refit(fit, without_patients(fit.cohort, [pid]))
-        passed.append(bool(other.passed))
-        pm = PosteriorModel.from_fit(other, max_draws=max_draws, seed=seed)
-        X = pm.covariates_for(fit.cohort.patients.loc[[pid]]) if pm.spec.mortality else np.zeros((1, 0))
-        obs = _patient_obs(design, i, long_parts)
-        res, _ = _importance(pm, obs, X, method="laplace", n_effects=DEFAULT_N_EFFECTS, seed=seed + i)
-        ll = res.log_marginal if long_parts else np.zeros(pm.n_draws)
-        if "death" in parts:
-            p = np.clip(res.p, 1e-12, 1 - 1e-12)
-            died = float(design.died[i])
-            ll = ll + died * np.log(p) + (1 - died) * np.log1p(-p)
-        out[j] = _logmeanexp(ll)
-    return ExactLOO(tuple(int(i) for i in patients), out, tuple(passed))
+        passed[j] = bool(other.passed)
+        out[j] = _score(design, fit.cohort, i, other, parts, max_draws, seed)
+    return ExactLOO(tuple(patients), out, tuple(passed))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bayesct.constants import CT, DAY, DIED, LABS, MARKERS, PATIENT, PERIOD, PERIOD_LABELS
+from bayesct.constants import CT, DAY, DIED, PATIENT, PERIOD, PERIOD_LABELS
 from bayesct.data.cohort import Cohort, assign_period
+from bayesct.data.labs import LabSpec, lab_names, marker_names
 
 #: Mann-Whitney p-values everywhere use the normal approximation with tie and
 #: continuity correction (SPSS's "Asymp. Sig."), so that one call on a 2-D array
@@ -81,14 +82,16 @@ def _observed(visits: pd.DataFrame, column: str) -> bool:
     return column in visits and not np.isnan(visits[column].to_numpy(dtype=float)).all()
 
 
-def present_markers(visits: pd.DataFrame) -> tuple[str, ...]:
-    """Markers with at least one observed value, CT score first (``Cohort.markers``, in numpy)."""
-    return tuple(m for m in MARKERS if _observed(visits, m))
+def present_markers(visits: pd.DataFrame, labs: Mapping[str, LabSpec] | None = None) -> tuple[str, ...]:
+    """Markers with at least one observed value, CT score first (``Cohort.markers``, in numpy;
+    ``labs``: the cohort's declared labs)."""
+    return tuple(m for m in marker_names(labs) if _observed(visits, m))
 
 
-def present_labs(visits: pd.DataFrame) -> tuple[str, ...]:
-    """Labs with at least one observed value, in reporting order (``Cohort.labs``, in numpy)."""
-    return tuple(m for m in LABS if _observed(visits, m))
+def present_labs(visits: pd.DataFrame, labs: Mapping[str, LabSpec] | None = None) -> tuple[str, ...]:
+    """Labs with at least one observed value, in reporting order (``Cohort.labs``, in numpy;
+    ``labs``: the cohort's declared labs)."""
+    return tuple(m for m in lab_names(labs) if _observed(visits, m))
 
 
 def period_codes(visits: pd.DataFrame) -> np.ndarray:
@@ -129,7 +132,7 @@ def scan_arrays(cohort: Cohort) -> ScanArrays:
         CT, day, period code, outcome, patient code and lab values of each scan.
     """
     visits = cohort.visits
-    labs = present_labs(visits)
+    labs = present_labs(visits, cohort.declared_labs)
     if CT in visits:
         ct_all = visits[CT].to_numpy(dtype=float)
         mask = ~np.isnan(ct_all)

@@ -280,7 +280,7 @@ def admission_labs(cohort: Cohort) -> pd.DataFrame:
     first = cohort.admission()
     dead = first[DIED].to_numpy(dtype=np.int64) == 1
     rows: list[dict[str, object]] = []
-    for lab in present_labs(cohort.visits):
+    for lab in present_labs(cohort.visits, cohort.declared_labs):
         vals = first[lab].to_numpy(dtype=float)
         ok = ~np.isnan(vals)
         data = {"all": vals[ok], "survivors": vals[ok & ~dead], "nonsurvivors": vals[ok & dead]}

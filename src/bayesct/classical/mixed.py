@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,8 +12,9 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from bayesct.classical._common import patient_codes, period_codes, present_markers
-from bayesct.constants import CT, DIED, PCT_LABS, PERIOD_LABELS
+from bayesct.constants import CT, DIED, PERIOD_LABELS
 from bayesct.data.cohort import Cohort
+from bayesct.data.labs import LabSpec, lab_names, lab_transform
 
 TERMS: tuple[str, str, str] = ("group", "period", "group:period")
 COLUMNS = [
@@ -30,9 +31,11 @@ COLUMNS = [
 ]
 
 
-def marker_scale(marker: str) -> str:
-    """Scale a marker is modelled on: ``raw`` for the CT score and % labs, else ``log``."""
-    return "raw" if marker == CT or marker in PCT_LABS else "log"
+def marker_scale(marker: str, labs: Mapping[str, LabSpec] | None = None) -> str:
+    """Scale a marker is modelled on: ``raw`` for the CT score and % labs (``labs``: the declared
+    ones, :func:`~bayesct.data.labs.lab_transform`), else ``log``."""
+    pct = marker in lab_names(labs) and lab_transform(marker, labs) == "pct"
+    return "raw" if marker == CT or pct else "log"
 
 
 def _sum_code(codes: np.ndarray, n_levels: int) -> np.ndarray:
@@ -59,10 +62,9 @@ def _rows(marker: str, stats_by_term: dict[str, tuple[float, float, float]], **c
 
 
 def _fit_marker(
-    marker: str, y: np.ndarray, died: np.ndarray, pcode: np.ndarray, pid: np.ndarray
+    marker: str, scale: str, y: np.ndarray, died: np.ndarray, pcode: np.ndarray, pid: np.ndarray
 ) -> list[dict]:
     notes: list[str] = []
-    scale = marker_scale(marker)
     if scale == "log":
         pos = y > 0
         if not pos.all():
@@ -172,7 +174,8 @@ def mixed_model(cohort: Cohort, *, markers: Sequence[str] | None = None) -> pd.D
     pcode_all = period_codes(visits)
     pid_all = patient_codes(cohort)
     rows: list[dict] = []
-    for marker in markers if markers is not None else present_markers(visits):
+    declared = cohort.declared_labs
+    for marker in markers if markers is not None else present_markers(visits, declared):
         if marker not in visits:
             rows.extend(
                 _rows(
@@ -180,7 +183,7 @@ def mixed_model(cohort: Cohort, *, markers: Sequence[str] | None = None) -> pd.D
                     {},
                     n_obs=0,
                     n_patients=0,
-                    scale=marker_scale(marker),
+                    scale=marker_scale(marker, declared),
                     converged=False,
                     note="marker absent",
                 )
@@ -188,5 +191,6 @@ def mixed_model(cohort: Cohort, *, markers: Sequence[str] | None = None) -> pd.D
             continue
         vals = visits[marker].to_numpy(dtype=float)
         ok = ~np.isnan(vals)
-        rows.extend(_fit_marker(marker, vals[ok], died_all[ok], pcode_all[ok], pid_all[ok]))
+        scale = marker_scale(marker, declared)
+        rows.extend(_fit_marker(marker, scale, vals[ok], died_all[ok], pcode_all[ok], pid_all[ok]))
     return pd.DataFrame(rows, columns=COLUMNS)

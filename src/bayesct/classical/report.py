@@ -14,8 +14,9 @@ from bayesct.classical.correlation import kendall
 from bayesct.classical.mixed import mixed_model
 from bayesct.classical.mortality import mortality_grid, mortality_logistic
 from bayesct.classical.periods import period_comparison
-from bayesct.constants import MARKER_LABELS, PERIOD_LABELS
+from bayesct.constants import PERIOD_LABELS
 from bayesct.data.cohort import Cohort
+from bayesct.data.labs import marker_label
 
 #: Keys of :func:`run_all` in output order; each is written as ``<key>.csv``.
 TABLE_KEYS: tuple[str, ...] = (
@@ -152,7 +153,7 @@ def findings(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if kd is not None and (kd["marker"] == lab).any():
             hit = kd.loc[kd["marker"] == lab].iloc[0]
             tau, p = float(hit["tau"]), float(hit["p_value"])
-        name = MARKER_LABELS.get(lab, lab)
+        name = marker_label(lab)
         sign = "positive" if paper_tau > 0 else "negative"
         if math.isnan(tau):
             ok = None

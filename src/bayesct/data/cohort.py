@@ -7,7 +7,8 @@ A cohort is two tables:
     ``patient_id`` (str), ``day`` (float, days since symptom onset, >= 0),
     ``period`` (ordered categorical, :data:`bayesct.constants.PERIOD_LABELS`),
     ``ct_score`` (float holding integers 0-24, NaN where no CT that day), one
-    float column per lab present (NaN where not drawn) and, when the input had
+    float column per lab present (NaN where not drawn; the contract's labs, then the
+    declared ones, ``declared_labs``) and, when the input had
     them, the lung-zone columns of :data:`bayesct.constants.CT_ZONES` present
     (float holding integers 0-4, NaN where not scored; where all six are
     given they sum to ``ct_score``).
@@ -25,7 +26,7 @@ marker values on a fixed design (:meth:`Cohort.with_values`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,13 +37,12 @@ from bayesct.constants import (
     CT_ZONES,
     DAY,
     DIED,
-    LABS,
-    MARKERS,
     PATIENT,
     PERIOD,
     PERIOD_EDGES,
     PERIOD_LABELS,
 )
+from bayesct.data.labs import LabSpec, lab_names, marker_names
 
 
 def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical[str]:
@@ -69,6 +69,9 @@ class Cohort:
     notes
         Human-readable notes about rows excluded or values derived by design
         (for example "NLR derived from neutrophil and lymphocyte counts").
+    declared_labs
+        The labs declared beyond the input contract's, name -> :class:`~bayesct.data.labs.LabSpec`
+        (transform, direction), in declaration order (:mod:`bayesct.data.labs`); none by default.
 
     Examples
     --------
@@ -84,6 +87,7 @@ class Cohort:
     patients: pd.DataFrame
     source: str = "<DataFrame>"
     notes: tuple[str, ...] = field(default=())
+    declared_labs: Mapping[str, LabSpec] = field(default_factory=dict)
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -95,11 +99,14 @@ class Cohort:
         source: str = "<DataFrame>",
         patient_source: str | None = None,
         columns: Mapping[str, str] | None = None,
+        labs: Mapping[str, LabSpec] | Sequence[str] | None = None,
     ) -> Cohort:
         """Validate raw tables and build a cohort (see :func:`bayesct.data.validate.build_cohort`)."""
         from bayesct.data.validate import build_cohort
 
-        return build_cohort(visits, patients, source=source, patient_source=patient_source, columns=columns)
+        return build_cohort(
+            visits, patients, source=source, patient_source=patient_source, columns=columns, labs=labs
+        )
 
     # -- shape ------------------------------------------------------------
     @property
@@ -126,12 +133,13 @@ class Cohort:
     @property
     def markers(self) -> tuple[str, ...]:
         """Markers with at least one observed value, CT score first."""
-        return tuple(m for m in MARKERS if m in self.visits and self.visits[m].notna().any())
+        names = marker_names(self.declared_labs)
+        return tuple(m for m in names if m in self.visits and self.visits[m].notna().any())
 
     @property
     def labs(self) -> tuple[str, ...]:
-        """Labs with at least one observed value, in reporting order."""
-        return tuple(m for m in LABS if m in self.markers)
+        """Labs with at least one observed value, in reporting order (the declared ones last)."""
+        return tuple(m for m in lab_names(self.declared_labs) if m in self.markers)
 
     @property
     def covariates(self) -> tuple[str, ...]:
@@ -184,10 +192,12 @@ class Cohort:
                 patients = patients.copy()
                 patients[DIED] = np.asarray(arr, dtype=np.int64)
             else:
-                if key not in MARKERS:
+                if key not in marker_names(self.declared_labs):
                     raise KeyError(f"'{key}' is not a marker")
                 visits[key] = np.asarray(arr, dtype=float)
-        return Cohort(visits, patients, source=source or self.source, notes=self.notes)
+        return Cohort(
+            visits, patients, source=source or self.source, notes=self.notes, declared_labs=self.declared_labs
+        )
 
     def summary(self) -> str:
         """A few lines describing the cohort."""
@@ -197,6 +207,12 @@ class Cohort:
             f"  visits: {self.n_visits}; CT scans: {self.n_scans}",
             f"  markers: {', '.join(self.markers)}",
         ]
+        if self.declared_labs:
+            declared = [
+                f"{lab} ({s.transform}{'' if s.direction is None else ', up' if s.direction > 0 else ', down'})"
+                for lab, s in self.declared_labs.items()
+            ]
+            lines.append(f"  declared labs: {', '.join(declared)}")
         if self.covariates:
             lines.append(f"  patient covariates: {', '.join(self.covariates)}")
         lines += [f"  note: {n}" for n in self.notes]

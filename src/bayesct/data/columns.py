@@ -12,8 +12,9 @@ two ways:
   the same way (``"Dry cough"`` → ``dry_cough``).
 * **mapping**: ``{bayesct name: file header}``, given as ``--map
   day=days_since_onset,ct_score="CT score"`` (:func:`parse_column_map`) or as the
-  ``[columns]`` table of a TOML file kept beside the data (:func:`load_column_map`).
-  It applies to the visit and the patient table alike.
+  ``[columns]`` table of a TOML file kept beside the data (:func:`load_column_map`), whose
+  ``[labs]`` table declares labs beyond the contract's (:mod:`bayesct.data.labs`), names a
+  mapping may then name too. It applies to the visit and the patient table alike.
 
 Unknown names (a mapping's target, a mapping's header, a header close to a name
 bayesct knows) get a "did you mean ...?" suggestion (:func:`did_you_mean`).
@@ -26,6 +27,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bayesct.constants import (
     ADMISSION_DATE,
@@ -51,6 +53,7 @@ __all__ = [
     "merge_column_maps",
     "normalise_header",
     "parse_column_map",
+    "read_columns_file",
     "resolve_headers",
     "snake_case",
 ]
@@ -104,21 +107,24 @@ def did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> s
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _check_target(target: str, origin: str, file: str | None) -> str:
+def _check_target(target: str, origin: str, file: str | None, labs: Iterable[str] = ()) -> str:
     name = str(target).strip()
-    if name in KNOWN_COLUMNS:
+    names = (*KNOWN_COLUMNS, *labs)
+    if name in names:
         return name
-    if normalise_header(name) in KNOWN_COLUMNS:
+    if normalise_header(name) in names:
         return normalise_header(name)
     raise DataValidationError(
-        f"{origin}: '{name}' is not a column name bayesct knows{did_you_mean(name, KNOWN_COLUMNS)} "
-        f"(the names: {', '.join(KNOWN_COLUMNS)})",
+        f"{origin}: '{name}' is not a column name bayesct knows{did_you_mean(name, names)} "
+        f"(the names: {', '.join(names)}; another lab: declare it, --lab {snake_case(name)}:log)",
         file=file,
     )
 
 
-def _add(mapping: dict[str, str], target: str, source: str, origin: str, file: str | None) -> None:
-    name = _check_target(target, origin, file)
+def _add(
+    mapping: dict[str, str], target: str, source: str, origin: str, file: str | None, labs: Iterable[str]
+) -> None:
+    name = _check_target(target, origin, file, labs)
     header = str(source).strip()
     if not header:
         raise DataValidationError(f"{origin}: '{name}' is mapped to an empty header", file=file)
@@ -146,10 +152,10 @@ def _split_pairs(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_column_map(texts: str | Sequence[str]) -> dict[str, str]:
+def parse_column_map(texts: str | Sequence[str], *, labs: Iterable[str] = ()) -> dict[str, str]:
     """Parse ``--map`` values: ``NAME=HEADER`` pairs separated by commas (a header with a comma in quotes).
 
-    ``NAME`` is bayesct's column name, ``HEADER`` the file's header. Raises
+    ``NAME`` is bayesct's column name or a declared lab's (``labs``), ``HEADER`` the file's header. Raises
     :class:`~bayesct.errors.DataValidationError` on a malformed pair or a name bayesct
     does not know (with a "did you mean ...?").
     """
@@ -165,15 +171,15 @@ def parse_column_map(texts: str | Sequence[str]) -> dict[str, str]:
             source = source.strip()
             if len(source) >= 2 and source[0] == source[-1] and source[0] in "\"'":
                 source = source[1:-1]
-            _add(mapping, target.strip().strip("\"'"), source, "--map", None)
+            _add(mapping, target.strip().strip("\"'"), source, "--map", None, tuple(labs))
     return mapping
 
 
-def load_column_map(path: str | Path) -> dict[str, str]:
-    """Read the ``[columns]`` table of a TOML file: ``bayesct name = "file header"`` lines.
+def read_columns_file(path: str | Path) -> dict[str, Any]:
+    """A columns file's TOML: a ``[columns]`` table, a ``[labs]`` table (:mod:`bayesct.data.labs`) or both.
 
     Raises :class:`~bayesct.errors.DataValidationError` naming the file when it is
-    missing, not TOML, has no ``[columns]`` table, or maps a name bayesct does not know.
+    missing, not TOML, has neither table, or holds anything else.
     """
     path = Path(path)
     name = str(path)
@@ -187,27 +193,45 @@ def load_column_map(path: str | Path) -> dict[str, str]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DataValidationError(f"not a valid TOML file: {exc}", file=name) from None
-    table = data.get("columns")
-    if not isinstance(table, dict):
-        others = [k for k in data if k != "columns"]
-        hint = did_you_mean(others[0], ["columns"]) if others else ""
+    tables = ("columns", "labs")
+    if not any(isinstance(data.get(t), dict) for t in tables):
+        others = [k for k in data if k not in tables]
+        hint = did_you_mean(others[0], tables) if others else ""
         raise DataValidationError(
             "expected a [columns] table mapping bayesct's column names to the file's headers "
-            f'(e.g. ct_score = "CT score"){hint}',
+            f'(e.g. ct_score = "CT score") and/or a [labs] table declaring labs (e.g. crp = "log"){hint}',
             file=name,
         )
-    extra = [k for k in data if k != "columns"]
+    extra = [k for k in data if k not in tables]
     if extra:
         raise DataValidationError(
-            f"unexpected key '{extra[0]}': the file holds only a [columns] table", file=name
+            f"unexpected key '{extra[0]}': the file holds only a [columns] and a [labs] table", file=name
         )
+    return data
+
+
+def load_column_map(path: str | Path, *, labs: Iterable[str] | None = None) -> dict[str, str]:
+    """Read the ``[columns]`` table of a TOML file: ``bayesct name = "file header"`` lines.
+
+    A name may be a declared lab's: one of ``labs``, or, when ``labs`` is None, of the file's
+    own ``[labs]`` table. Raises :class:`~bayesct.errors.DataValidationError` naming the file
+    when it is missing, not TOML, has neither a ``[columns]`` nor a ``[labs]`` table, or maps
+    a name bayesct does not know.
+    """
+    name = str(path)
+    data = read_columns_file(path)
+    table = data.get("columns", {})
+    if not isinstance(table, dict):
+        raise DataValidationError("[columns] must be a table of column names and headers", file=name)
+    declared = tuple(data.get("labs") or ()) if labs is None else tuple(labs)
+    declared = tuple(snake_case(lab) for lab in declared)
     mapping: dict[str, str] = {}
     for target, source in table.items():
         if not isinstance(source, str):
             raise DataValidationError(
                 f"[columns] {target}: expected the file's header as a string, got {source!r}", file=name
             )
-        _add(mapping, target, source, "[columns]", name)
+        _add(mapping, target, source, "[columns]", name, declared)
     return mapping
 
 
@@ -223,19 +247,22 @@ def resolve_headers(
     tables: Sequence[tuple[str, Sequence[str]]],
     mapping: Mapping[str, str],
     unnamed: re.Pattern[str],
+    labs: Iterable[str] = (),
 ) -> list[list[str]]:
     """The column name of every header of each ``(file, headers)`` table.
 
     A header the mapping names (exactly, ignoring case, or by :func:`snake_case`) takes
-    its mapped name; every other header its :func:`normalise_header` name; a header
+    its mapped name (bayesct's, or a declared lab's, ``labs``); every other header its
+    :func:`normalise_header` name; a header
     matching ``unnamed`` (no header at all) stays as it is, lower-cased. Raises
     :class:`~bayesct.errors.DataValidationError` when a mapped header is in no table
     (with a "did you mean ...?"), when a header appears twice, and when two headers of
     one table give the same name (naming both).
     """
     checked = {}
+    labs = tuple(labs)
     for target, source in mapping.items():
-        checked[_check_target(target, "column mapping", None)] = str(source).strip()
+        checked[_check_target(target, "column mapping", None, labs)] = str(source).strip()
     out: list[list[str]] = []
     found: set[str] = set()
     for file, headers in tables:

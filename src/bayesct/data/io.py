@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from bayesct.data.cohort import Cohort
 from bayesct.data.columns import load_column_map
+from bayesct.data.labs import LabSpec, as_declarations, load_lab_declarations, merge_labs
 from bayesct.data.validate import build_cohort
 from bayesct.errors import DataValidationError
 
@@ -164,6 +165,7 @@ def read_cohort(
     patients_path: str | Path | None = None,
     *,
     columns: Mapping[str, str] | str | Path | None = None,
+    labs: Mapping[str, LabSpec] | Mapping[str, str] | str | Sequence[str] | None = None,
 ) -> Cohort:
     """Read and validate a cohort: a long visit table and, optionally, a patient table.
 
@@ -178,8 +180,12 @@ def read_cohort(
     columns
         Optional: bayesct's column names mapped to the files' headers, for both tables,
         as a mapping (``{"day": "Days since onset"}``) or the path of a TOML file with a
-        ``[columns]`` table (:func:`bayesct.data.columns.load_column_map`). Other headers
-        are matched by normalisation (``"LDH (U/L)"`` is ``ldh``).
+        ``[columns]`` table (:func:`bayesct.data.columns.load_column_map`) and/or a
+        ``[labs]`` table. Other headers are matched by normalisation (``"LDH (U/L)"`` is ``ldh``).
+    labs
+        Optional: labs beyond the contract's, modelled like them (:mod:`bayesct.data.labs`):
+        ``["crp:log", "spo2:pct:down"]`` or ``{"crp": "log"}``; over a columns file's
+        ``[labs]`` name by name.
 
     Returns
     -------
@@ -195,9 +201,16 @@ def read_cohort(
     --------
     >>> import bayesct as bc
     >>> cohort = bc.read_cohort("visits.csv", "patients.csv")  # doctest: +SKIP
+    >>> cohort = bc.read_cohort("visits.csv", labs=["crp:log", "spo2:pct:down"])  # doctest: +SKIP
     >>> print(cohort.summary())  # doctest: +SKIP
     """
-    mapping = load_column_map(columns) if isinstance(columns, (str, Path)) else columns
+    declared = as_declarations(labs)
+    mapping: Mapping[str, str] | None
+    if isinstance(columns, (str, Path)):
+        declared = merge_labs(load_lab_declarations(columns), declared)
+        mapping = load_column_map(columns, labs=declared)
+    else:
+        mapping = columns
     visits = read_table(path)
     patients = read_table(patients_path) if patients_path is not None else None
     return build_cohort(
@@ -206,13 +219,14 @@ def read_cohort(
         source=str(path),
         patient_source=str(patients_path) if patients_path is not None else None,
         columns=mapping,
+        labs=declared,
     )
 
 
 def write_cohort(cohort: Cohort, path: str | Path) -> Path:
     """Write ``cohort.to_frame()`` (one long table) to CSV, Parquet or Excel (.xlsx), by suffix.
 
-    Reading the file back with :func:`read_cohort` gives an equal cohort.
+    Reading the file back with :func:`read_cohort` (declaring the same labs) gives an equal cohort.
     Returns the path written.
 
     Examples

@@ -14,7 +14,9 @@ Rules:
   file's header gives it; a header close to a name bayesct knows that the
   data lack is an error with a "did you mean ...?";
 * visit-level columns: ``patient_id`` and ``day`` (required), ``ct_score``,
-  the labs of :data:`bayesct.constants.LABS`, ``neutrophil_count`` (used
+  the labs of :data:`bayesct.constants.LABS` and the declared ones (``labs``,
+  :mod:`bayesct.data.labs`: each a column of the visit table, checked as the
+  contract's labs by its transform), ``neutrophil_count`` (used
   only to derive NLR) and the optional lung-zone scores
   :data:`bayesct.constants.CT_ZONES` (``zone_ru`` ... ``zone_ll``, integers
   0-4); every other column is patient-level, except a column bayesct does not
@@ -62,7 +64,6 @@ from bayesct.constants import (
     LABS,
     ONSET_DATE,
     PATIENT,
-    PCT_LABS,
     PERIOD,
     SCAN_DATE,
     SEX,
@@ -70,6 +71,7 @@ from bayesct.constants import (
 )
 from bayesct.data.cohort import Cohort, assign_period
 from bayesct.data.columns import KNOWN_COLUMNS, resolve_headers
+from bayesct.data.labs import LabSpec, as_declarations, lab_names, lab_transform
 from bayesct.errors import DataValidationError
 
 __all__ = ["BLANK_TOKENS", "VISIT_COLUMNS", "build_cohort"]
@@ -346,14 +348,16 @@ def _collapse(st: _Rows, values: pd.Series, raw: pd.Series, name: str) -> np.nda
     return per_patient.to_numpy()
 
 
-def _patient_table(st: _Rows) -> tuple[pd.DataFrame, list[tuple[str, str, int, int]]]:
+def _patient_table(
+    st: _Rows, visit_columns: Sequence[str]
+) -> tuple[pd.DataFrame, list[tuple[str, str, int, int]]]:
     """Type, check constancy of and collapse the patient-level columns of both tables.
 
     Returns the table and the visit-table columns bayesct does not know that vary within a
     patient (not used; ``(column, patient, row, other row)`` each): neither a visit column
     nor a covariate.
     """
-    exclude = (*VISIT_COLUMNS, *_PATIENT_DATES)
+    exclude = (*visit_columns, *_PATIENT_DATES)
     v, p = st.v, st.p
     v_cols = [c for c in v.columns if c not in exclude]
     p_cols = [] if p is None else [c for c in p.columns if c not in exclude]
@@ -660,6 +664,8 @@ def build_cohort(
     source: str = "<DataFrame>",
     patient_source: str | None = None,
     columns: Mapping[str, str] | None = None,
+    labs: Mapping[str, LabSpec] | Mapping[str, str] | str | Sequence[str] | None = None,
+    require_labs: bool = True,
 ) -> Cohort:
     """Validate raw tables and build a :class:`~bayesct.data.cohort.Cohort`.
 
@@ -676,6 +682,14 @@ def build_cohort(
     columns
         Optional column mapping ``{bayesct name: file header}`` for both tables (see
         :mod:`bayesct.data.columns`); other headers are matched by normalisation.
+        A declared lab may be a mapping's name.
+    labs
+        Labs declared beyond the contract's (:mod:`bayesct.data.labs`): name -> ``LabSpec``
+        or ``"log"`` / ``"pct"`` (``[labs]`` values), or ``"NAME:TRANSFORM[:DIRECTION]"``
+        text(s); kept on the cohort as ``declared_labs``.
+    require_labs
+        Whether a declared lab that the visit table lacks is an error (False: it is absent,
+        as from a patient's history).
 
     Raises
     ------
@@ -687,7 +701,8 @@ def build_cohort(
     psrc = str(patient_source) if patient_source is not None else "<patient DataFrame>"
     headers: dict[str, dict[str, str]] = {}
     try:
-        return _build(visits, patients, source, psrc, dict(columns or {}), headers)
+        declared = as_declarations(labs)
+        return _build(visits, patients, source, psrc, dict(columns or {}), headers, declared, require_labs)
     except DataValidationError as err:
         shown = headers.get(str(err.file), {}).get(err.column or "")
         if shown is None or shown == err.column:
@@ -696,7 +711,9 @@ def build_cohort(
 
 
 def _unknown_names(
-    tables: Sequence[tuple[pd.DataFrame, str]], headers: Mapping[str, Mapping[str, str]]
+    tables: Sequence[tuple[pd.DataFrame, str]],
+    headers: Mapping[str, Mapping[str, str]],
+    declared: Sequence[str] = (),
 ) -> None:
     """A header bayesct does not know that is close to a name it knows (and the data lack): an error."""
     present = {c for df, _ in tables for c in df.columns}
@@ -707,7 +724,7 @@ def _unknown_names(
         candidates = [c for c in candidates if c not in (SCAN_DATE, ONSET_DATE)]
     for df, file in tables:
         for name in df.columns:
-            if name in KNOWN_COLUMNS or name in (PERIOD, ADMISSION_DAY):
+            if name in KNOWN_COLUMNS or name in (PERIOD, ADMISSION_DAY) or name in declared:
                 continue
             close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
             close = close or [m for m in candidates if m in _MARKER_NAMES and name.startswith(f"{m}_")]
@@ -729,17 +746,20 @@ def _build(
     psrc: str,
     columns: dict[str, str],
     headers: dict[str, dict[str, str]],
+    declared: dict[str, LabSpec],
+    require_labs: bool,
 ) -> Cohort:
     notes: list[str] = []
     frames = [(_check_frame(visits, source, "visit table"), source)]
     if patients is not None:
         frames.append((_check_frame(patients, psrc, "patient table"), psrc))
     tables = [(file, [str(c) for c in frame.columns]) for frame, file in frames]
-    resolved = resolve_headers(tables, columns, _UNNAMED)
+    resolved = resolve_headers(tables, columns, _UNNAMED, declared)
     for (file, raw_headers), names in zip(tables, resolved, strict=True):
         headers[file] = {n: h.strip() for n, h in zip(names, raw_headers, strict=True)}
     v, v_rows = _prepare(frames[0][0], resolved[0], source, notes, "visit table")
     vh = headers[source]
+    visit_columns = (*VISIT_COLUMNS, *declared)
 
     if PATIENT not in v.columns:
         raise _fail(
@@ -765,7 +785,7 @@ def _build(
                 None,
                 PATIENT,
             )
-        misplaced = [c for c in p.columns if c in VISIT_COLUMNS and c != PATIENT]
+        misplaced = [c for c in p.columns if c in visit_columns and c != PATIENT]
         if misplaced:
             raise _fail(
                 f"'{misplaced[0]}' is a visit-level column and belongs in the visit table, "
@@ -774,7 +794,23 @@ def _build(
                 1,
                 misplaced[0],
             )
-    _unknown_names([(v, source)] + ([] if p is None else [(p, psrc)]), headers)
+    _unknown_names([(v, source)] + ([] if p is None else [(p, psrc)]), headers, tuple(declared))
+    absent = [lab for lab in declared if lab not in v.columns]
+    if absent and require_labs:
+        lab = absent[0]
+        close = difflib.get_close_matches(lab, [str(c) for c in v.columns], n=1, cutoff=0.6)
+        hint = (
+            f"; did you mean the header '{vh.get(close[0], close[0])}' (read as '{close[0]}')? Map it: "
+            f'--map {lab}="{vh.get(close[0], close[0])}", or declare {close[0]}'
+            if close
+            else ""
+        )
+        raise _fail(
+            f"the declared lab '{lab}' is not a column of the visit table{hint}; "
+            f"the columns are: {_columns_list(v, vh)}",
+            source,
+        )
+    labs = lab_names({lab: spec for lab, spec in declared.items() if lab not in absent})
 
     onset_given = ONSET_DATE in v.columns or (p is not None and ONSET_DATE in p.columns)
     if DAY not in v.columns and SCAN_DATE not in v.columns:
@@ -803,13 +839,13 @@ def _build(
             DIED,
         )
     if (
-        not any(c in v.columns for c in (CT, *LABS))
+        not any(c in v.columns for c in (CT, *labs))
         and not {NEUTROPHIL_COUNT, "lymphocyte_count"} <= set(v.columns)
         and not set(CT_ZONES) <= set(v.columns)
     ):
         raise _fail(
             f"no marker column: expected '{CT}' (or the six zone columns {', '.join(CT_ZONES)}) "
-            f"and/or lab columns ({', '.join(LABS)}); "
+            f"and/or lab columns ({', '.join(labs)}); "
             f"the columns are: {_columns_list(v, vh)}",
             source,
         )
@@ -902,10 +938,11 @@ def _build(
                 int(v_rows[i]),
                 CT,
             )
-    for lab in (*LABS, *DERIVATION_COLUMNS):
+    for lab in (*labs, *DERIVATION_COLUMNS):
         if lab not in v.columns:
             continue
-        if lab in PCT_LABS:
+        pct = lab not in DERIVATION_COLUMNS and lab_transform(lab, declared) == "pct"
+        if pct:
             # 0 and 100 are refused too: the model uses logit(value / 100), infinite at both ends
             what = (
                 f"{lab} is a percentage and must be strictly between 0 and 100 "
@@ -915,12 +952,12 @@ def _build(
             what = f"{lab} must be a positive number (> 0)"
         x = _numbers(v[lab], source, v_rows, lab, what)
         with np.errstate(invalid="ignore"):
-            bad = ~np.isnan(x) & ((x <= 0) | ((x >= 100) if lab in PCT_LABS else False))
+            bad = ~np.isnan(x) & ((x <= 0) | ((x >= 100) if pct else False))
         _check(bad, v[lab], source, v_rows, lab, what)
         values[lab] = x
 
     # -- patient-level values (type, constancy, join) ------------------------------------------------
-    patients_out, unused = _patient_table(st)
+    patients_out, unused = _patient_table(st, visit_columns)
     if admission_day is not None:
         patients_out[ADMISSION_DAY] = admission_day
     if unused:
@@ -972,7 +1009,7 @@ def _build(
             notes.append("neutrophil_count not used: deriving NLR also needs lymphocyte_count")
         w = w.drop(columns=[NEUTROPHIL_COUNT])
 
-    labs_present = [lab for lab in LABS if lab in w.columns]
+    labs_present = [lab for lab in labs if lab in w.columns]
     usable = w[[CT, *labs_present]].notna().any(axis=1).to_numpy()
     if not usable.all():
         n_out = int((~usable).sum())
@@ -1032,4 +1069,4 @@ def _build(
         }
     )
     patients_out.index = pd.Index(order.to_numpy(), dtype=str, name=PATIENT)
-    return Cohort(out, patients_out, source=source, notes=tuple(notes))
+    return Cohort(out, patients_out, source=source, notes=tuple(notes), declared_labs=declared)

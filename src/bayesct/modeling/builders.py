@@ -74,11 +74,20 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pymc.distributions.dist_math import binomln
 
-from bayesct.constants import CT, CT_MAX, CT_ZONES, GROUP_LABELS, LAB_DIRECTION, N_ZONES, ZONE_MAX
+from bayesct.constants import CT, CT_MAX, CT_ZONES, GROUP_LABELS, N_ZONES, ZONE_MAX
+from bayesct.data.labs import lab_direction
 from bayesct.effect_law import standardised_from_normal
-from bayesct.likelihoods import PMF_FLOOR, cs_normal_logpdf, zone_draw, zone_sum_draw
+from bayesct.likelihoods import (
+    PMF_FLOOR,
+    beta_binomial_logpmf,
+    cs_normal_logpdf,
+    pytensor_ops,
+    zone_draw,
+    zone_sum_draw,
+    zone_sum_pmf,
+    zones_loglik,
+)
 from bayesct.modeling.design import (
     SCAN_TERMS,
     Design,
@@ -97,6 +106,9 @@ from bayesct.modeling.kernels import (
     zone_sum_logit,
 )
 from bayesct.modeling.spec import ModelSpec, Prior, loading_magnitude_prior
+
+#: The likelihoods' equations (bayesct.likelihoods) evaluated on PyTensor.
+_PT = pytensor_ops()
 
 _PARAM_KEYS = {
     "Normal": ("mu", "sigma"),
@@ -154,8 +166,9 @@ def _lab_loadings(spec: ModelSpec, design: Design) -> pt.TensorVariable:
     """The labs' loadings on the shared severity, ``loading_lab`` (dims lab).
 
     ``random_effects.loading_signs = "free"``: ``loading_lab`` is sampled with the spec's
-    ``loading`` prior. ``"known"``: ``loading_lab = LAB_DIRECTION[lab] * loading_magnitude``
-    (a deterministic), with the magnitude sampled on the log scale under the half-distribution
+    ``loading`` prior. ``"known"``: ``loading_lab = direction[lab] * loading_magnitude``
+    (a deterministic; the direction :func:`~bayesct.data.labs.lab_direction`: ``LAB_DIRECTION``
+    or a declared lab's), with the magnitude sampled on the log scale under the half-distribution
     of the ``loading`` prior (:func:`~bayesct.modeling.spec.loading_magnitude_prior`). With
     the CT score's loading fixed at +1, no lab can then set the severity's sign against the
     CT score: the reflected mode (see :data:`UNJITTERED_START`) is outside the model.
@@ -163,7 +176,7 @@ def _lab_loadings(spec: ModelSpec, design: Design) -> pt.TensorVariable:
     scale = design.marker_scale[1:]
     if spec.loading_signs == "free":
         return prior_var(spec, "loading", scale=scale, dims="lab", name="loading_lab")
-    direction = np.array([LAB_DIRECTION[m] for m in design.markers[1:]], dtype=float)
+    direction = np.array([lab_direction(m, design.declared_labs) for m in design.markers[1:]], dtype=float)
     prior = loading_magnitude_prior(spec.prior("loading"))
     dist, params = _scaled_params(spec, "loading", scale, prior=prior)
     prior_scale = params["sigma"] if "sigma" in params else 1.0 / params["lam"]
@@ -591,27 +604,14 @@ def labs_groups(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 
 def beta_binomial_logp(value, mu, phi):
-    """Beta-binomial log-pmf of ``value`` out of 24 with mean ``mu`` and precision ``phi`` (a scalar).
+    """Beta-binomial log-pmf of ``value`` out of 24 with mean ``mu`` and precision ``phi`` (a scalar):
+    :func:`bayesct.likelihoods.beta_binomial_logpmf` on PyTensor.
 
-    PyMC's ``BetaBinomial(alpha=mu phi, beta=(1 - mu) phi)`` is the same density, but
-    spends six ``gammaln`` per score (and six ``psi`` in the gradient). With
-    ``alpha + beta = phi`` two of them depend on ``phi`` alone, and PyTensor then
-    evaluates them once per call instead of once per score:
-
-    log C(24, k) + [lnG(k + a) - lnG(a)] + [lnG(24 - k + b) - lnG(b)] + lnG(phi) - lnG(24 + phi).
+    PyMC's ``BetaBinomial(alpha=mu phi, beta=(1 - mu) phi)`` is the same density, but spends
+    six ``gammaln`` per score; with ``alpha + beta = phi`` two of them depend on ``phi`` alone,
+    which PyTensor then evaluates once per call.
     """
-    n = np.int64(CT_MAX)  # a Python int would become an int8 constant, and its log a float32
-    a = mu * phi
-    b = (1.0 - mu) * phi
-    return (
-        binomln(n, value)
-        + pt.gammaln(value + a)
-        - pt.gammaln(a)
-        + pt.gammaln(n - value + b)
-        - pt.gammaln(b)
-        + pt.gammaln(phi)
-        - pt.gammaln(n + phi)
-    )
+    return beta_binomial_logpmf(value, mu, phi, _PT)
 
 
 def _beta_binomial_logit_logp(value, eta, phi):
@@ -651,54 +651,19 @@ def _shared(x):
     return x[0] if x.ndim == 2 else x
 
 
-def _zone_pmf_pt(eta, cutpoints):
-    """(n, 5) P(Y = j) of one zone on ``eta`` (n,): expit(d_j) expit(-d_{j-1}) (1 - exp(d_{j-1} - d_j)),
-    d_j = c_j - eta, which has no cancellation in either tail."""
-    d = cutpoints[None, :] - eta[:, None]  # (n, 4)
-    gaps = cutpoints[1:] - cutpoints[:-1]
-    inner = pt.sigmoid(d[:, 1:]) * pt.sigmoid(-d[:, :-1]) * -pt.expm1(-gaps)
-    return pt.concatenate([pt.sigmoid(d[:, :1]), inner, pt.sigmoid(-d[:, -1:])], axis=1)
-
-
 def zone_sum_logp(value, eta, cutpoints, offsets=None):
-    """Log-pmf of CT totals ``value`` as the sum of six cumulative-logit zones.
-
-    The PyTensor twin of :meth:`bayesct.likelihoods.CTLikelihood.logpmf` for ``zone_sum``
-    (the tests hold them equal): each zone's pmf by :func:`_zone_pmf_pt` (exchangeable, or
-    zone z on ``eta + offsets[z]``), the total's pmf by five convolutions in probability
-    space, floored before the log.
-    """
-    cutpoints = _shared(cutpoints)
-    if offsets is None:
-        pmfs = [_zone_pmf_pt(eta, cutpoints)] * N_ZONES
-    else:
-        offsets = _shared(offsets)
-        pmfs = [_zone_pmf_pt(eta + offsets[z], cutpoints) for z in range(N_ZONES)]
-    acc = pmfs[0]
-    for p in pmfs[1:]:
-        acc = sum(
-            pt.concatenate(
-                [pt.zeros((acc.shape[0], k)), acc * p[:, k][:, None], pt.zeros((acc.shape[0], ZONE_MAX - k))],
-                axis=1,
-            )
-            for k in range(ZONE_MAX + 1)
-        )
-    chosen = acc[pt.arange(acc.shape[0]), value]
-    return pt.log(pt.maximum(chosen, PMF_FLOOR))
+    """Log-pmf of CT totals ``value`` as the sum of six cumulative-logit zones (exchangeable, or
+    zone z on ``eta + offsets[z]``): :func:`bayesct.likelihoods.zone_sum_pmf` on PyTensor,
+    floored before the log as :meth:`~bayesct.likelihoods.CTLikelihood.logpmf` floors it."""
+    offsets = None if offsets is None else _shared(offsets)
+    pmf = zone_sum_pmf(eta, _shared(cutpoints), offsets, _PT)
+    return pt.log(pt.maximum(pmf[pt.arange(pmf.shape[0]), value], PMF_FLOOR))
 
 
 def zones_logp(value, eta, cutpoints, offsets):
     """Log-likelihood of observed zone scores ``value`` (n, 6), summed over the zones of each scan:
-    zone z cumulative-logit on ``eta + offsets[z]`` (the twin of ``CTLikelihood.zones_logpmf``)."""
-    cutpoints, offsets = _shared(cutpoints), _shared(offsets)
-    d = cutpoints[None, None, :] - (eta[:, None] + offsets[None, :])[:, :, None]  # (n, 6, 4)
-    log_cdf = -pt.log1pexp(-d)  # log expit(d_j)
-    log_sf = -pt.log1pexp(d)  # log expit(-d_j)
-    gaps = pt.log(-pt.expm1(-(cutpoints[1:] - cutpoints[:-1])))
-    inner = log_cdf[..., 1:] + log_sf[..., :-1] + gaps
-    table = pt.concatenate([log_cdf[..., :1], inner, log_sf[..., -1:]], axis=-1)  # (n, 6, 5)
-    pick = pt.eq(value[..., None], pt.arange(ZONE_MAX + 1))
-    return pt.switch(pick, table, 0.0).sum(axis=(-1, -2))
+    :func:`bayesct.likelihoods.zones_loglik` on PyTensor."""
+    return zones_loglik(value, eta, _shared(cutpoints), _shared(offsets), _PT)
 
 
 def _zones_random(eta, cutpoints, offsets, rng=None, size=None):

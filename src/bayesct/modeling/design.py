@@ -8,43 +8,46 @@ random slopes, and the mortality covariate matrix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy.interpolate import BSpline
 
-from bayesct.constants import CT, CT_MAX, CT_ZONES, DAY, DIED, PATIENT, PCT_LABS
+from bayesct.constants import CT, CT_MAX, CT_ZONES, DAY, DIED, PATIENT
 from bayesct.data.cohort import Cohort
+from bayesct.data.labs import LabSpec, lab_direction, lab_transform, marker_names
 from bayesct.errors import DataValidationError, SpecError
 from bayesct.modeling.spec import ModelSpec
 
 SPLINE_DEGREE = 3
 
 
-def to_model_scale(marker: str, values: np.ndarray) -> np.ndarray:
+def to_model_scale(marker: str, values: np.ndarray, labs: Mapping[str, LabSpec] | None = None) -> np.ndarray:
     """Observed marker values on the scale the model works on.
 
-    Labs: log; percentages: logit of the proportion; CT score: empirical logit
-    ``logit((y + 0.5) / 25)`` (used only for centring and scaling priors; the CT
-    likelihood itself is on the counts).
+    Labs: log; percentages: logit of the proportion (a lab's transform is
+    :func:`~bayesct.data.labs.lab_transform`, given the declared ``labs``); CT score:
+    empirical logit ``logit((y + 0.5) / 25)`` (used only for centring and scaling priors;
+    the CT likelihood itself is on the counts).
     """
     v = np.asarray(values, dtype=float)
     if marker == CT:
         p = (v + 0.5) / (CT_MAX + 1.0)
         return np.log(p / (1.0 - p))
-    if marker in PCT_LABS:
+    if lab_transform(marker, labs) == "pct":
         p = v / 100.0
         return np.log(p / (1.0 - p))
     return np.log(v)
 
 
-def from_model_scale(marker: str, eta: np.ndarray) -> np.ndarray:
+def from_model_scale(marker: str, eta: np.ndarray, labs: Mapping[str, LabSpec] | None = None) -> np.ndarray:
     """Inverse of :func:`to_model_scale` for labs (the CT score's mean is 24·logistic(eta))."""
     e = np.asarray(eta, dtype=float)
     if marker == CT:
         return CT_MAX / (1.0 + np.exp(-e))
-    if marker in PCT_LABS:
+    if lab_transform(marker, labs) == "pct":
         return 100.0 / (1.0 + np.exp(-e))
     return np.exp(e)
 
@@ -115,6 +118,8 @@ class Design:
     #: ``ct_likelihood = "zone_sum"`` with the six zone columns in the data: per CT score its
     #: zone scores (n_scans, 6), a row of -1 where the scan's zones are not all given; else None.
     ct_zones: np.ndarray | None = None
+    #: The cohort's declared labs (``Cohort.declared_labs``): their transforms and directions.
+    declared_labs: Mapping[str, LabSpec] = field(default_factory=dict)
 
     @property
     def has_zones(self) -> bool:
@@ -229,9 +234,17 @@ def covariate_matrix(
 def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
     """Arrays for the model of ``spec`` on ``cohort``; a clear error when the data cannot carry it."""
     present = cohort.markers
+    declared = cohort.declared_labs
     if CT not in present:
         raise DataValidationError(
             "the data hold no CT score; every bayesct model needs one", file=cohort.source, column=CT
+        )
+    named = (*(spec.markers or ()), *spec.slopes)
+    unknown = [m for m in dict.fromkeys(named) if m not in marker_names(declared)]
+    if unknown:
+        raise SpecError(
+            f"model '{spec.name}' names {', '.join(map(repr, unknown))}: neither a marker bayesct knows "
+            f"nor a declared lab (declare it: --lab {unknown[0]}:log, or a [labs] table)"
         )
     if spec.markers is None:
         markers = present
@@ -239,11 +252,14 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
         missing = [m for m in spec.markers if m not in present]
         if missing:
             raise SpecError(f"model '{spec.name}' needs markers the data lack: {', '.join(missing)}")
-        markers = spec.markers
+        markers = tuple(m for m in present if m in spec.markers)
     if spec.structure == "full":
         bad = [s for s in spec.slopes if s not in markers]
         if bad:
             raise SpecError(f"random_effects.slopes names markers not modelled: {', '.join(bad)}")
+    elif spec.family == "joint" and spec.loading_signs == "known":
+        for m in markers[1:]:
+            lab_direction(m, declared)  # a declared lab without a direction: a clear SpecError
 
     visits = cohort.visits
     pids = cohort.patient_ids.to_numpy()
@@ -258,7 +274,7 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
     for k, m in enumerate(markers):
         mask = visits[m].notna().to_numpy()
         vals = visits[m].to_numpy(dtype=float)[mask]
-        z = to_model_scale(m, vals)
+        z = to_model_scale(m, vals, declared)
         centre[k] = float(np.mean(z))
         scale[k] = float(max(np.std(z), 0.1))
         day = visits[DAY].to_numpy(dtype=float)[mask]
@@ -295,4 +311,5 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
         covariate_centre=cc,
         covariate_scale=cs,
         ct_zones=ct_zones,
+        declared_labs=declared,
     )

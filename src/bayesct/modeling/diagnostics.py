@@ -67,6 +67,34 @@ class Diagnostics:
         return "CONVERGENCE GATES FAILED: " + head + ".\n" + "\n".join(f"  - {f}" for f in self.failures)
 
 
+#: A fit is run again with more draws (``JointModel.fit(extend=True)``, the default when the
+#: draws are the spec's) at most this many times the draws asked for.
+EXTEND_CAP: float = 4.0
+#: R-hat up to which a missed R-hat gate counts as a near miss that more draws can close.
+EXTEND_RHAT_MAX: float = 1.03
+
+
+def extended_draws(diag: Diagnostics, draws: int, cap: float = EXTEND_CAP) -> int | None:
+    """Draws per chain that should close the ESS gates a fit of ``draws`` per chain missed, or None.
+
+    Only a fit whose every failed gate more draws can close is extended: bulk or tail ESS short
+    (ESS grows about linearly with the draws, so the new count is ``draws x 1.25 x 400 / ESS``,
+    rounded up to a hundred), or R-hat missed narrowly (at most :data:`EXTEND_RHAT_MAX`; then at
+    least twice the draws). Divergences, a low E-BFMI, non-finite draws or a clear R-hat failure
+    (another mode) are not fixed by more draws: None, as when the count would exceed ``cap x draws``.
+    """
+    if diag.passed or diag.divergences > 0 or not diag.bfmi_min >= GATE_BFMI_MIN:
+        return None
+    if not (np.isfinite(diag.rhat_max) and diag.rhat_max <= EXTEND_RHAT_MAX):
+        return None
+    ess = min(diag.ess_bulk_min, diag.ess_tail_min)
+    if not (np.isfinite(ess) and ess > 0):
+        return None
+    factor = max(1.25 * GATE_ESS_MIN / ess, 2.0 if diag.rhat_max > GATE_RHAT_MAX else 1.0)
+    new = int(np.ceil(draws * factor / 100.0) * 100)
+    return new if draws < new <= cap * draws else None
+
+
 def _min_over(ds: xr.Dataset) -> tuple[float, str]:
     """The smallest value over every variable and where: NaN when none is a number (nothing passes)."""
     best, where = np.inf, ""

@@ -7,6 +7,8 @@ the fit, and nothing pickled:
                       ``bayesct fit`` adds ``log_likelihood``, see below)
 ``spec.toml``         the spec used
 ``data.csv``          the validated cohort the model saw (long layout)
+``labs.json``         the cohort's declared labs (transform, direction), when it has any
+                      (:mod:`bayesct.data.labs`); without it, none
 ``fingerprint.json``  a SHA-256 of that data and its shape
 ``diagnostics.json``  the convergence gates and the sampler settings
 ``complete.json``     the completion marker, written last: the files and the bayesct version
@@ -62,12 +64,15 @@ import xarray as xr
 
 from bayesct.constants import CI_PROB
 from bayesct.data.cohort import Cohort
+from bayesct.data.labs import LabSpec, labs_from_json, labs_to_json
 from bayesct.errors import BayesctError, IncompleteFitError, NotFittedError, SpecError
 from bayesct.modeling.builders import SIGNED_SUFFIX, UNJITTERED_START, build_model
 from bayesct.modeling.design import Design, build_design
 from bayesct.modeling.diagnostics import (
+    EXTEND_CAP,
     Diagnostics,
     compute_diagnostics,
+    extended_draws,
     mortality_odds_ratios,
     nonfinite_draws,
     nonfinite_summary,
@@ -84,6 +89,9 @@ DEFAULT_SAMPLER: Sampler = "nutpie"
 # The files of a fit directory, and its completion marker (written last by FitResult.save).
 FIT_FILES: tuple[str, ...] = ("posterior.nc", "spec.toml", "data.csv", "fingerprint.json", "diagnostics.json")
 COMPLETE_MARKER = "complete.json"
+# The cohort's declared labs (bayesct.data.labs.labs_to_json), beside data.csv when it has any;
+# a folder without it (as older versions wrote) has none.
+LABS_FILE = "labs.json"
 
 
 def _nonfinite(posterior: xr.Dataset) -> str:
@@ -208,10 +216,14 @@ class FitResult:
             tree.to_netcdf(out / "posterior.nc", engine="h5netcdf")
             (out / "spec.toml").write_text(self.spec.to_toml(), encoding="utf-8")
             self.cohort.to_frame().to_csv(out / "data.csv", index=False)
+            files = list(FIT_FILES)
+            if self.cohort.declared_labs:
+                write_json(out / LABS_FILE, {"labs": labs_to_json(self.cohort.declared_labs)})
+                files.append(LABS_FILE)
             write_json(out / "fingerprint.json", data_fingerprint(self.cohort))
             diag = self.diagnostics.to_dict() | {"settings": self.settings, "model": self.spec.name}
             write_json(out / "diagnostics.json", diag)
-            write_json(out / COMPLETE_MARKER, {"files": list(FIT_FILES), "bayesct": __version__})
+            write_json(out / COMPLETE_MARKER, {"files": files, "bayesct": __version__})
         return Path(out_dir)
 
     @classmethod
@@ -247,10 +259,15 @@ class FitResult:
             name = "diagnostics.json"
             raw = json.loads((d / name).read_text())
             diagnostics = Diagnostics.from_dict(raw)
+            listed: list[str] = []
             if (d / COMPLETE_MARKER).exists():
                 name = COMPLETE_MARKER
-                json.loads((d / name).read_text())
-        except (OSError, ValueError, KeyError, TypeError) as err:
+                listed = list(json.loads((d / name).read_text()).get("files", []))
+            declared: dict[str, LabSpec] = {}
+            if LABS_FILE in listed or (d / LABS_FILE).exists():
+                name = LABS_FILE
+                declared = labs_from_json(json.loads((d / name).read_text())["labs"], file=str(d / name))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise incomplete(f"{name} cannot be read ({type(err).__name__}: {err})") from None
         if "posterior" not in tree.children or not tree["posterior"].to_dataset().sizes.get("draw"):
             raise incomplete("posterior.nc holds no posterior draws")
@@ -258,7 +275,7 @@ class FitResult:
         if bad:
             raise incomplete(bad)
         spec = parse_spec(spec_raw, path=str(d / "spec.toml"))
-        cohort = build_cohort(frame, source=str(fp.get("source", d / "data.csv")))
+        cohort = build_cohort(frame, source=str(fp.get("source", d / "data.csv")), labs=declared)
         if data_fingerprint(cohort)["sha256"] != fp_sha256:
             raise BayesctError(f"{d}/data.csv does not match its fingerprint: the fit directory was altered")
         return cls(tree, spec, cohort, diagnostics, settings=raw.get("settings", {}))
@@ -332,6 +349,7 @@ class JointModel:
         progress: bool | Literal["lines"] = False,
         cores: int | None = None,
         notify: Callable[[str], None] | None = None,
+        extend: bool = True,
     ) -> FitResult:
         """Sample the posterior and judge it against the convergence gates.
 
@@ -344,6 +362,13 @@ class JointModel:
         instead, for a log or a pipe; ``False`` neither. ``notify`` (e.g. a print to stderr)
         is also told, before nutpie compiles, when the compile cache has no record of this
         model and cohort: "compiling the model (first fit of this cohort)…".
+
+        ``extend``: when ``draws`` is not given (the spec's draws) and the fit misses only gates
+        that more draws can close (ESS short, R-hat narrowly; :func:`~bayesct.modeling.diagnostics.extended_draws`),
+        the fit is run again once with that many draws per chain, at most
+        :data:`~bayesct.modeling.diagnostics.EXTEND_CAP` times the spec's, and ``notify`` is told;
+        the result's ``settings["extended_from"]`` holds the draws of the first run. Draws given
+        explicitly are never changed.
         """
         if sampler not in SAMPLERS:
             raise SpecError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -361,21 +386,25 @@ class JointModel:
             if notify is not None and not is_cached(key):
                 why = "first fit of this cohort" if enabled() else "the compile cache is off"
                 notify(f"compiling the model ({why})…")
-        tree = _sample(
-            model,
-            sampler=sampler,
-            seed=seed,
-            progress=progress,
-            cores=n_cores,
-            compile_key=key,
-            notify=notify,
-            **settings,
+        tree, diag = self._sample_and_judge(
+            model, settings, sampler, seed, progress, n_cores, key, notify, t0
         )
-        wall = time.perf_counter() - t0
-        tree = _keep_groups(tree)
-        post = tree["posterior"].to_dataset()
-        stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
-        diag = compute_diagnostics(post, stats, sampler=sampler, wall_seconds=wall)
+        more = extended_draws(diag, settings["draws"]) if extend and draws is None else None
+        if more is not None:
+            from bayesct.interrupts import raise_if_interrupted
+
+            raise_if_interrupted()
+            if notify is not None:
+                notify(
+                    f"gates missed narrowly with {settings['draws']} draws per chain (R-hat "
+                    f"{diag.rhat_max:.3f}, bulk ESS {diag.ess_bulk_min:.0f}, tail ESS {diag.ess_tail_min:.0f}): "
+                    f"running again with {more} (at most {EXTEND_CAP:g} x the spec's draws; "
+                    "--draws N to choose them yourself)"
+                )
+            settings = settings | {"draws": more, "extended_from": settings["draws"]}
+            tree, diag = self._sample_and_judge(
+                model, settings, sampler, seed, progress, n_cores, key, notify, time.perf_counter()
+            )
         result = FitResult(
             tree,
             self.spec,
@@ -387,6 +416,35 @@ class JointModel:
         warn_if_failed(diag)
         self._result = result
         return result
+
+    @staticmethod
+    def _sample_and_judge(
+        model: pm.Model,
+        settings: dict[str, Any],
+        sampler: Sampler,
+        seed: int,
+        progress: bool | Literal["lines"],
+        cores: int,
+        key: str | None,
+        notify: Callable[[str], None] | None,
+        t0: float,
+    ) -> tuple[xr.DataTree, Diagnostics]:
+        run = {k: settings[k] for k in ("draws", "tune", "chains")}
+        tree = _sample(
+            model,
+            sampler=sampler,
+            seed=seed,
+            progress=progress,
+            cores=cores,
+            compile_key=key,
+            notify=notify,
+            **run,
+        )
+        wall = time.perf_counter() - t0
+        tree = _keep_groups(tree)
+        post = tree["posterior"].to_dataset()
+        stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
+        return tree, compute_diagnostics(post, stats, sampler=sampler, wall_seconds=wall)
 
     @property
     def result(self) -> FitResult:
@@ -588,7 +646,7 @@ def observed_dataset(design: Design) -> xr.Dataset:
     lab_units = np.asarray(labs.value, dtype=float).copy()
     for m in dict.fromkeys(lab_names.tolist()):
         sel = lab_names == m
-        lab_units[sel] = from_model_scale(m, lab_units[sel])
+        lab_units[sel] = from_model_scale(m, lab_units[sel], design.declared_labs)
     data = {
         "ct_obs": xr.DataArray(
             np.asarray(ct.value).astype(np.int64),

@@ -84,11 +84,15 @@ def prior_predictive_check(
         rep = pp["lab_obs"].stack(s=("chain", "draw")).transpose("s", ...).values
         for k, lab in enumerate(design.lab_names, start=1):
             mask = design.labs.marker == k
-            row(lab, from_model_scale(lab, design.labs.value[mask]), from_model_scale(lab, rep[:, mask]))
+            row(
+                lab,
+                from_model_scale(lab, design.labs.value[mask], design.declared_labs),
+                from_model_scale(lab, rep[:, mask], design.declared_labs),
+            )
     else:
         for k, lab in enumerate(design.lab_names, start=1):
             mask = design.labs.marker == k
-            row(lab, from_model_scale(lab, design.labs.value[mask]), None)
+            row(lab, from_model_scale(lab, design.labs.value[mask], design.declared_labs), None)
     deaths = None
     note = "share of patients, not a median"
     if model.spec.family == "scan_logistic":

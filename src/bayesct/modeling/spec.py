@@ -17,7 +17,8 @@ weakly-informative prior meaningful for markers in very different units.
 on the shared severity are signed: ``"free"`` (the default when the key is absent, so
 that specs saved with older fits rebuild the same model) samples each loading with the
 ``loading`` prior as declared; ``"known"`` fixes each lab's sign to
-:data:`~bayesct.constants.LAB_DIRECTION` and reads the ``loading`` prior as the law of
+:data:`~bayesct.constants.LAB_DIRECTION` (a declared lab's: its declared direction,
+:func:`bayesct.data.labs.lab_direction`) and reads the ``loading`` prior as the law of
 the magnitude: ``Normal(0, s)`` as ``HalfNormal(s)`` and ``StudentT(nu, 0, s)`` as
 ``HalfStudentT(nu, s)`` (a HalfNormal, HalfStudentT or Exponential prior is used as is).
 
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bayesct.constants import LAB_DIRECTION, MARKERS
+from bayesct.data.labs import valid_lab_name
 from bayesct.effect_law import SEVERITY_LAWS
 from bayesct.errors import SpecError
 from bayesct.likelihoods import CT_FAMILIES
@@ -135,7 +137,7 @@ class ModelSpec:
             down = ", ".join(m for m, d in LAB_DIRECTION.items() if d < 0)
             lines.append(
                 '  loading signs known (random_effects.loading_signs = "known"): '
-                f"loading[lab] = ±|loading|, + for {up}; - for {down}; "
+                f"loading[lab] = ±|loading|, + for {up}; - for {down}; a declared lab: its direction; "
                 f"|loading| ~ {loading_magnitude_prior(self.priors['loading']).describe().split('~', 1)[1].strip()}"
             )
         return "\n".join(lines)
@@ -204,12 +206,18 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
     markers: tuple[str, ...] | None
     if include == "all":
         markers = None
-    elif isinstance(include, list) and include and all(m in MARKERS for m in include):
-        markers = tuple(m for m in MARKERS if m in include)
+    elif isinstance(include, list) and include and all(m in MARKERS or valid_lab_name(m) for m in include):
+        # the built-in markers in their order, then declared labs' names (checked on the data's design)
+        markers = (
+            *(m for m in MARKERS if m in include),
+            *dict.fromkeys(m for m in include if m not in MARKERS),
+        )
         if "ct_score" not in markers:
             raise fail("markers.include must contain 'ct_score'")
     else:
-        raise fail(f"markers.include must be 'all' or a list of {', '.join(MARKERS)}; got {include!r}")
+        raise fail(
+            f"markers.include must be 'all' or a list of {', '.join(MARKERS)} and declared labs; got {include!r}"
+        )
     ct_lik = mk.get("ct_likelihood", "beta_binomial")
     if ct_lik not in CT_FAMILIES:
         raise fail(
@@ -239,10 +247,10 @@ def parse_spec(raw: dict[str, Any], *, path: str | None = None) -> ModelSpec:
     if loading_signs not in LOADING_SIGNS:
         raise fail(
             f"random_effects.loading_signs must be 'known' (each lab's loading signed as "
-            f"bayesct.constants.LAB_DIRECTION) or 'free', got {loading_signs!r}"
+            f"bayesct.constants.LAB_DIRECTION or its declared direction) or 'free', got {loading_signs!r}"
         )
-    if any(s not in MARKERS for s in slopes):
-        raise fail(f"random_effects.slopes must name markers among {', '.join(MARKERS)}")
+    if any(s not in MARKERS and not valid_lab_name(s) for s in slopes):
+        raise fail(f"random_effects.slopes must name markers among {', '.join(MARKERS)} and declared labs")
     severity_law = re.get("severity_law", "normal")
     if severity_law not in SEVERITY_LAWS:
         raise fail(

@@ -45,10 +45,10 @@ from bayesct.constants import (
     GATE_ESS_MIN,
     GATE_RHAT_MAX,
     GROUP_LABELS,
-    MARKER_LABELS,
     PERIOD_LABELS,
     RISK_BANDS,
 )
+from bayesct.data.labs import marker_label
 from bayesct.errors import BayesctError
 from bayesct.report.format import fmt_estimate
 
@@ -378,7 +378,7 @@ _TERMS = {
 
 
 def _marker(m: str) -> str:
-    return MARKER_LABELS.get(m, m)
+    return marker_label(m)
 
 
 def _split_key(key: str) -> tuple[str, str]:

@@ -1,0 +1,40 @@
+"""The many-fit engine (bayesct.engine) and the exact refits of model comparison on it."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from bayesct.checks.refit import exact_patient_loo
+from bayesct.data import simulate_cohort
+from bayesct.engine import run_tasks
+from bayesct.modeling.fit import JointModel
+
+
+def test_every_task_comes_back_and_a_failing_one_as_its_exception():
+    results = dict(run_tasks(math.sqrt, [4.0, -1.0, 9.0], workers=2, name="test-engine"))
+    assert results[0] == 2.0 and results[2] == 3.0
+    assert isinstance(results[1], ValueError)
+    assert list(run_tasks(math.sqrt, [])) == []
+
+
+@pytest.mark.slow
+def test_refits_on_the_engine_equal_refits_in_this_process():
+    """A refit on a dask worker is the same fit (same spec, settings, seed) as one in this
+    process, and the patient is scored the same."""
+    cohort = simulate_cohort(24, seed=11).cohort
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = JointModel("ct_only").fit(
+            cohort, draws=150, tune=150, chains=2, seed=5, cores=2, progress=False
+        )
+    lines: list[str] = []
+    parts = ("ct", "death")
+    on_engine = exact_patient_loo(fit, [3], parts=parts, max_draws=200, seed=1, progress=lines.append)
+    here = exact_patient_loo(fit, [3], parts=parts, max_draws=200, seed=1, workers=1)
+    np.testing.assert_allclose(on_engine.elpd_i, here.elpd_i, rtol=1e-9)
+    assert on_engine.passed == here.passed
+    assert len(lines) == 1 and f"without patient {cohort.patient_ids[3]}" in lines[0]
