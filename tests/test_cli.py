@@ -242,27 +242,62 @@ def test_bad_lab_declarations_are_one_line_and_exit_2(tmp_path, capsys, lab, nee
         assert needle in err, (needle, err)
 
 
+# -- patients of unknown outcome (a blank died) -------------------------------------------------------------
+UNKNOWN_NOTE = "2 patients of unknown outcome (blank died: "
+
+
+def test_simulate_with_unknown_outcomes_and_validate_notes_them_once(tmp_path, capsys):
+    path = tmp_path / "sim.csv"
+    argv = ["simulate", "--patients", "12", "--seed", "4", "--unknown-outcome", "2", "--out", str(path)]
+    assert main(argv) == 0
+    assert "2 of unknown outcome (blank died)" in capsys.readouterr().out
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    per_patient = raw.groupby("patient_id")["died"].first()
+    assert (per_patient == "").sum() == 2 and set(per_patient) <= {"", "0", "1"}
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count(UNKNOWN_NOTE) == 1
+    assert main([*argv[:-2], "--unknown-outcome", "13", "--out", str(path)]) == 2
+
+
 @pytest.mark.slow
-def test_a_small_fit_with_a_declared_lab(tmp_path, capsys):
-    """30 simulated patients with a CRP column rising with the CT score, fitted with --lab crp:log; the
-    saved fit keeps the declaration, and a risk query reads a history's CRP values with it."""
+def test_a_real_cohort_fits_mapped_header_dates_declared_lab_unknown_outcome(tmp_path, capsys):
+    """A cohort as a user brings it: headers with spaces and units (one mapped with --map), dates
+    instead of days, a CRP column declared with --lab, one patient still in hospital. It fits from
+    the CLI, says once that the patient's outcome is unknown, keeps the declaration in the fit,
+    and answers a risk query from a history with CRP values."""
     from tests.modeling.conftest import crp_frame
 
     from bayesct.data import simulate_cohort
 
-    frame = crp_frame(simulate_cohort(30, seed=5).cohort, seed=1)
+    frame = crp_frame(simulate_cohort(30, seed=5, unknown_outcome=1).cohort, seed=1)
+    onset = pd.Timestamp("2020-02-01") + pd.to_timedelta(frame["patient_id"].str[1:].astype(int), unit="D")
+    frame["onset_date"] = onset.dt.strftime("%Y-%m-%d")
+    frame["scan_date"] = (onset + pd.to_timedelta(frame["day"], unit="D")).dt.strftime("%Y-%m-%d")
+    users = frame.drop(columns=["day"]).rename(
+        columns={"ct_score": "CT score", "ldh": "LDH (U/L)", "crp": "CRP (mg/L)", "died": "Outcome"}
+    )
     data = tmp_path / "visits.csv"
-    frame.to_csv(data, index=False)
+    users.to_csv(data, index=False)
     fit_dir = tmp_path / "fit"
-    argv = ["fit", str(data), "--lab", "crp:log", "--out", str(fit_dir), "--no-progress"]
-    assert main([*argv, "--draws", "200", "--tune", "200", "--chains", "2", "--loglik-draws", "100"]) == 0
-    out = capsys.readouterr().out
-    assert "loading_lab[crp]" in out and "labs.json" in out
+    argv = ["fit", str(data), "--map", "died=Outcome", "--lab", "crp:log", "--out", str(fit_dir)]
+    argv += ["--no-progress", "--draws", "200", "--tune", "200", "--chains", "2", "--loglik-draws", "100"]
+    assert main(argv) == 0
+    fitted = capsys.readouterr()
+    assert "loading_lab[crp]" in fitted.out and "labs.json" in fitted.out
     assert (fit_dir / "labs.json").is_file()
     history = tmp_path / "history.csv"
     first = frame.loc[frame["patient_id"] == frame["patient_id"].iloc[0]]
     first[["day", "ct_score", "ldh", "crp", "age", "sex"]].to_csv(history, index=False)
     assert main(["risk", str(fit_dir), "--history", str(history), "--json", "--draws", "100"]) == 0
-    out = capsys.readouterr().out
+    risk = capsys.readouterr()
     n_labs = int(first[["ldh", "crp"]].notna().to_numpy().sum())
-    assert f'"n_lab_values": {n_labs}' in out
+    assert f'"n_lab_values": {n_labs}' in risk.out
+    every = fitted.out + fitted.err + risk.out + risk.err
+    assert every.count("1 patient of unknown outcome") == 1, every
+    from bayesct.modeling.fit import load_fit
+
+    fit = load_fit(fit_dir)
+    assert fit.cohort.n_outcome_unknown == 1
+    assert fit.tree["observed_data"]["died_obs"].sizes["outcome_patient"] == 29
+    np.testing.assert_array_equal(fit.cohort.visits["day"], frame["day"])

@@ -333,3 +333,16 @@ def test_lab_likelihoods_match_scipy_and_draw_from_themselves(rng: np.random.Gen
         np.testing.assert_allclose(med_abs, ref, rtol=0.03)
     with pytest.raises(ValueError, match="unknown lab likelihood"):
         LabLikelihood.from_draws("gamma", draws)
+
+
+def test_death_loglik_is_the_bernoulli_and_zero_for_an_unknown_outcome() -> None:
+    from bayesct.likelihoods import death_loglik
+
+    died = np.array([1.0, 0.0, np.nan])
+    logit = np.array([[0.3, -1.2, 2.0], [-4.0, 0.5, -7.0]])
+    p = expit(logit)
+    want = np.where([True, True, False], np.where(died == 1, np.log(p), np.log1p(-p)), 0.0)
+    np.testing.assert_allclose(death_loglik(died, logit=logit), want, rtol=1e-12)
+    np.testing.assert_allclose(death_loglik(died, p), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="exactly one"):
+        death_loglik(died)

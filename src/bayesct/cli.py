@@ -76,6 +76,7 @@ def _loud(message: str) -> None:
 # -- subcommands ---------------------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     from bayesct.data import load_default_cohort, simulate_cohort, write_cohort
+    from bayesct.data.simulate import blank_outcomes
 
     if args.patients is None:
         if args.generator != "joint" or args.zone_columns:
@@ -92,10 +93,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         what = (
             f"a simulated cohort of {args.patients} patients ({args.generator} generator, seed {args.seed})"
         )
+    if args.unknown_outcome:
+        if args.unknown_outcome > cohort.n_patients:
+            print(
+                f"error: --unknown-outcome {args.unknown_outcome} is more than the cohort's "
+                f"{cohort.n_patients} patients",
+                file=sys.stderr,
+            )
+            return 2
+        cohort = blank_outcomes(cohort, args.unknown_outcome, seed=args.seed)
     path = write_cohort(cohort, args.out)
+    unknown = f", {cohort.n_outcome_unknown} of unknown outcome (blank died)" if args.unknown_outcome else ""
     print(
         f"Wrote {what} to {path}: {cohort.n_visits} visits, {cohort.n_scans} CT scans, "
-        f"{cohort.n_deaths} deaths."
+        f"{cohort.n_deaths} deaths{unknown}."
     )
     return 0
 
@@ -384,6 +395,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         seed=args.seed,
         mixed_replicates=args.mixed_replicates,
         compare=others or None,
+        workers=args.workers,
     )
     with atomic_dir(args.out, overwrite=args.force) as tmp:
         paths = [shown(p) for p in result.write(tmp)]
@@ -691,6 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--zone-columns", action="store_true", help="zone generators: also write the six zone scores"
     )
+    p.add_argument(
+        "--unknown-outcome",
+        type=_nonneg_int,
+        default=0,
+        metavar="K",
+        help="blank the outcome (died) of K patients chosen with --seed, as for patients still in "
+        "hospital (default 0)",
+    )
     p.add_argument("--out", required=True, help="output file (.csv, .parquet or .xlsx)")
     p.set_defaults(func=cmd_simulate)
 
@@ -857,6 +877,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_nonneg_int,
         default=100,
         help="replicates on which the (slow) mixed models are refitted (default 100)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="processes for the mixed models (default one per core; 1: in this process)",
     )
     p.add_argument(
         "--compare",

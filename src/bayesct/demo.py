@@ -96,7 +96,7 @@ def run_demo(out: Path, *, seed: int = 0, replicates: int = 200, force: bool = F
     print(f"  ({time.perf_counter() - t:.1f} s)")
 
     _step(3, f"{replicates} replicates")
-    ppc = bc.posterior_predictive_check(fit, replicates=replicates, seed=seed)
+    ppc = bc.posterior_predictive_check(fit, replicates=replicates, seed=seed, workers=None)
     print(ppc.summary())
     for note in ppc.meta.get("notes", []):
         print(f"  note: {note}")

@@ -7,6 +7,11 @@ task) or of a running scheduler (``scheduler="tcp://host:port"``, a ``dask sched
 ``dask worker`` processes). A task function must be importable by the workers (a module-level
 function) and its argument picklable; a task that raises, or whose worker is lost, comes back as
 its exception, never stops the others, and is reported by the caller.
+
+Inside ``with session(...)`` every :func:`run_tasks` call uses that one cluster, so a job made of
+several parallel stages (the posterior predictive check: its mixed models, then the patients'
+history terms) starts its workers once; :func:`active` says whether a session is open (then
+:func:`bayesct.risk.history_terms` spreads its patients over the workers too).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["client", "run_tasks"]
+__all__ = ["active", "client", "run_tasks", "session"]
+
+_SESSION: ContextVar[Any] = ContextVar("bayesct_engine_session", default=None)
 
 
 @contextmanager
@@ -49,27 +57,57 @@ def client(scheduler: str | None = None, n_tasks: int = 1, workers: int | None =
         cluster.close()
 
 
-def run_tasks[T, R](
-    fn: Callable[[T], R],
-    tasks: Sequence[T],
+@contextmanager
+def session(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
+    """One cluster (:func:`client`) for every :func:`run_tasks` call inside the ``with`` block."""
+    with client(scheduler, n_tasks=workers or os.cpu_count() or 1, workers=workers) as c:
+        token = _SESSION.set(c)
+        try:
+            yield c
+        finally:
+            _SESSION.reset(token)
+
+
+def active() -> bool:
+    """Whether a :func:`session` is open."""
+    return _SESSION.get() is not None
+
+
+@contextmanager
+def _client_for(scheduler: str | None, n_tasks: int, workers: int | None) -> Iterator[Any]:
+    open_session = _SESSION.get()
+    if open_session is not None and scheduler is None:
+        yield open_session
+        return
+    with client(scheduler, n_tasks, workers) as c:
+        yield c
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    tasks: Sequence[Any],
     *,
     scheduler: str | None = None,
     workers: int | None = None,
     name: str = "bayesct",
-) -> Iterator[tuple[int, R | BaseException]]:
-    """Run ``fn(task)`` for every task on the cluster; yield ``(index in tasks, result)`` as each
-    finishes, the result being the exception where the task raised or its worker was lost."""
+    shared: Any = None,
+) -> Iterator[tuple[int, Any]]:
+    """Run ``fn(task)`` (``fn(shared, task)`` when ``shared`` is given: one object sent to every
+    worker once, e.g. a posterior) for every task on the cluster (the open :func:`session`'s, else
+    one of its own); yield ``(index in tasks, result)`` as each finishes, the result being the
+    exception where the task raised or its worker was lost."""
     if not tasks:
         return
     from distributed import as_completed
 
-    with client(scheduler, len(tasks), workers) as c:
+    with _client_for(scheduler, len(tasks), workers) as c:
         stamp = time.time_ns()
-        futures = [c.submit(fn, t, key=f"{name}-{i}-{stamp}", pure=False) for i, t in enumerate(tasks)]
+        head = () if shared is None else (c.scatter(shared, broadcast=True, hash=False),)
+        futures = [c.submit(fn, *head, t, key=f"{name}-{i}-{stamp}", pure=False) for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
         for future in as_completed(futures):
             try:
-                result: R | BaseException = future.result()
+                result: Any = future.result()
             except Exception as err:  # the task raised, or a worker was lost
                 result = err
             yield index[future.key], result

@@ -68,6 +68,7 @@ __all__ = [
     "beta_binomial_logpmf",
     "convolve_zone_pmfs",
     "cs_normal_logpdf",
+    "death_loglik",
     "log1mexp",
     "pytensor_ops",
     "zone_draw",
@@ -422,6 +423,31 @@ def cs_normal_logpdf(n, sum_r, sum_r2, noise_sd, specific_sd, *, log=np.log):
     t2 = specific_sd**2
     denom = s2 + n * t2
     return -0.5 * (n * _LOG_2PI + (n - 1) * log(s2) + log(denom) + (sum_r2 - t2 * sum_r**2 / denom) / s2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The outcome
+# ---------------------------------------------------------------------------------------------------
+def death_loglik(
+    died: ArrayLike, p: ArrayLike | None = None, *, logit: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """Log-probability of each outcome ``died`` (1 died, 0 survived) under a probability of death
+    ``p`` or its log-odds ``logit`` (exactly one), broadcast (draws on a leading axis); 0 where
+    ``died`` is NaN: an outcome not known yet is no data.
+    """
+    y = np.asarray(died, dtype=float)
+    known = ~np.isnan(y)
+    y0 = np.where(known, y, 0.0)
+    if (p is None) == (logit is None):
+        raise ValueError("give exactly one of p and logit")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if logit is not None:
+            x = np.asarray(logit, dtype=float)
+            ll = y0 * log_expit(x) + (1.0 - y0) * log_expit(-x)
+        else:
+            q = np.asarray(p, dtype=float)
+            ll = y0 * np.log(q) + (1.0 - y0) * np.log1p(-q)
+    return np.where(known, ll, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -78,6 +78,8 @@ a :class:`~bayesct.errors.SpecError` says so.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -294,10 +296,9 @@ def _read_history(history: pd.DataFrame | str | Path, labs: Mapping[str, LabSpec
     notes: list[str] = []
     if "patient_id" not in frame.columns:
         frame.insert(0, "patient_id", _HISTORY_ID)
-    if "died" not in frame.columns:
-        frame["died"] = 0  # placeholder: the outcome is what is being predicted
-    else:
+    if "died" in frame.columns:
         notes.append("the history's 'died' column is ignored (the outcome is what is predicted)")
+    frame["died"] = 0  # placeholder: the outcome is what is being predicted
     cohort = build_cohort(frame, source=source, labs=labs, require_labs=False)
     if cohort.n_patients != 1:
         raise DataValidationError(
@@ -1275,17 +1276,44 @@ def history_terms(
     key = ("history_terms", tuple(parts), n_effects, seed, until)
     if key in pm.memo:
         return pm.memo[key]
-    design = pm.design
-    n = design.n_patients
+    from bayesct import engine
+
+    n = pm.design.n_patients
     p = np.empty((pm.n_draws, n))
     log_marginal = np.empty((pm.n_draws, n))
-    for i in range(n):
+    if engine.active() and n > 1:
+        # inside an engine session: the patients in a few chunks per worker, the same seeds
+        bounds = np.linspace(0, n, min(n, 8) + 1).astype(int)
+        tasks = [
+            (list(range(a, b)), tuple(parts), n_effects, seed, until) for a, b in itertools.pairwise(bounds)
+        ]
+        light = dataclasses.replace(pm, memo={})
+        for j, result in engine.run_tasks(_history_chunk, tasks, shared=light, name="bayesct-history"):
+            if isinstance(result, BaseException):
+                raise BayesctError(
+                    f"the history terms of patients {tasks[j][0][0]}-{tasks[j][0][-1]} failed: {result}"
+                )
+            p[:, tasks[j][0]], log_marginal[:, tasks[j][0]] = result
+    else:
+        p[:], log_marginal[:] = _history_chunk(pm, (list(range(n)), tuple(parts), n_effects, seed, until))
+    pm.memo[key] = (p, log_marginal)
+    return p, log_marginal
+
+
+def _history_chunk(
+    pm: Any, task: tuple[list[int], tuple[str, ...], int, int, float | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`history_terms` of the patients ``task[0]`` (S, len) and (S, len); patient i's seed is ``seed + i``."""
+    patients, parts, n_effects, seed, until = task
+    design = pm.design
+    p = np.empty((pm.n_draws, len(patients)))
+    log_marginal = np.empty((pm.n_draws, len(patients)))
+    for j, i in enumerate(patients):
         X = design.covariates[i : i + 1]
         res, _ = _importance(
             pm, _patient_obs(design, i, parts, until), X, method="laplace", n_effects=n_effects, seed=seed + i
         )
-        p[:, i], log_marginal[:, i] = res.p, res.log_marginal
-    pm.memo[key] = (p, log_marginal)
+        p[:, j], log_marginal[:, j] = res.p, res.log_marginal
     return p, log_marginal
 
 
@@ -1310,12 +1338,16 @@ def patient_risks(
     outcome*: a description of the fit, never a prediction (it separates the outcomes almost
     perfectly by construction).
 
+    A patient of unknown outcome (still in hospital) gets the same three risks: their history
+    risk is the most useful number for them; ``outcome`` says ``"unknown"``.
+
     Returns
     -------
     pandas.DataFrame
-        One row per patient: ``patient_id``, ``died``, ``first_day``, ``first_ct_score``, the
-        model's covariates, then ``history_median``, ``history_lo``, ``history_hi``,
-        ``population_*`` and ``fitted_*`` likewise.
+        One row per patient: ``patient_id``, ``died`` (NaN: unknown), ``outcome`` (``"died"``,
+        ``"survived"`` or ``"unknown"``), ``first_day``, ``first_ct_score``, the model's
+        covariates, then ``history_median``, ``history_lo``, ``history_hi``, ``population_*``
+        and ``fitted_*`` likewise.
 
     Examples
     --------
@@ -1350,8 +1382,15 @@ def patient_risks(
             X = design.covariates[i : i + 1]
             pop[:, i] = _quadrature(pm, float(f_day[i]), X, f_ct[i : i + 1])[:, 0]
         hist, _ = history_terms(pm, n_effects=n_effects, seed=seed)
+    outcome = np.where(design.outcome_known, np.where(design.died == 1, "died", "survived"), "unknown")
     out = pd.DataFrame(
-        {"patient_id": ids, "died": design.died, "first_day": f_day, "first_ct_score": f_ct.astype(int)}
+        {
+            "patient_id": ids,
+            "died": design.died,
+            "outcome": outcome,
+            "first_day": f_day,
+            "first_ct_score": f_ct.astype(int),
+        }
     )
     pats = cohort.patients
     for cov in spec.covariates:

@@ -75,6 +75,28 @@ def test_round_trip_with_numeric_ids(tmp_path: Path) -> None:
         assert_same_cohort(cohort, read_cohort(write_cohort(cohort, tmp_path / f"ids{suffix}")))
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".xlsx"])
+def test_round_trip_with_unknown_outcomes(tmp_path: Path, rng: np.random.Generator, suffix: str) -> None:
+    frame = sample_cohort(rng).to_frame()
+    frame["died"] = frame["died"].astype(object)
+    frame.loc[frame["patient_id"].isin(["P003", "P017"]), "died"] = ""  # still in hospital
+    cohort = build_cohort(frame, source="memory")
+    assert cohort.n_outcome_unknown == 2
+    back = read_cohort(write_cohort(cohort, tmp_path / f"cohort{suffix}"))
+    assert_same_cohort(cohort, back)
+    assert not back.outcome_known[["P003", "P017"]].any() and back.outcome_known.sum() == 23
+    assert back.notes == (cohort.outcome_note,)
+
+
+def test_unknown_outcome_is_written_as_a_blank(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"patient_id": ["A", "A", "B"], "day": [1, 3, 2], "ct_score": [2, 5, 9], "died": ["", "", "1"]}
+    )
+    path = write_cohort(build_cohort(frame), tmp_path / "c.csv")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert raw["died"].tolist() == ["", "", "1"]
+
+
 # -- reading ------------------------------------------------------------------------------------------------
 def test_read_table_keeps_raw_strings(tmp_path: Path) -> None:
     path = tmp_path / "visits.csv"

@@ -212,6 +212,34 @@ def test_marker_subset(sim: SimulatedCohort) -> None:
         simulate_cohort(10, markers=["crp"])
 
 
+@pytest.mark.parametrize("generator", ["joint", "zones"])
+def test_unknown_outcome_blanks_k_patients_chosen_with_the_seed(generator: str) -> None:
+    full = simulate_cohort(30, seed=5, generator=generator).cohort
+    part = simulate_cohort(30, seed=5, generator=generator, unknown_outcome=3).cohort
+    again = simulate_cohort(30, seed=5, generator=generator, unknown_outcome=3).cohort
+    other = simulate_cohort(30, seed=6, generator=generator, unknown_outcome=3).cohort
+    unknown = part.patient_ids[~part.outcome_known.to_numpy()]
+    assert len(unknown) == 3 and part.n_outcome_unknown == 3
+    assert list(unknown) == list(again.patient_ids[~again.outcome_known.to_numpy()])
+    assert set(unknown) != set(other.patient_ids[~other.outcome_known.to_numpy()])
+    # every other value is the one the seed gives without them
+    pd.testing.assert_frame_equal(part.visits, full.visits)
+    pd.testing.assert_frame_equal(part.patients.drop(columns=DIED), full.patients.drop(columns=DIED))
+    known = part.outcome_known.to_numpy()
+    np.testing.assert_array_equal(
+        part.patients[DIED].to_numpy()[known], full.patients[DIED].to_numpy()[known]
+    )
+    assert part.notes[-1] == part.outcome_note and "3 patients of unknown outcome" in part.notes[-1]
+    assert simulate_cohort(30, seed=5, generator=generator, unknown_outcome=0).cohort.outcome_note is None
+
+
+def test_unknown_outcome_is_checked() -> None:
+    with pytest.raises(ValueError, match="whole number"):
+        simulate_cohort(10, seed=1, unknown_outcome=-1)
+    with pytest.raises(ValueError, match="cannot blank the outcome of 11 patients"):
+        simulate_cohort(10, seed=1, unknown_outcome=11)
+
+
 def test_ten_thousand_patients() -> None:
     c = simulate_cohort(10_000, seed=1).cohort  # vectorised: well under a second here
     assert c.n_patients == 10_000 and c.n_scans > 17_000

@@ -343,12 +343,81 @@ def test_equal_values_in_different_spellings_are_constant() -> None:
     assert build_cohort(raw).patients.loc["P2", "age"] == 71.0
 
 
-def test_died_blank_for_a_whole_patient() -> None:
+def _outcome_notes(cohort: Cohort) -> list[str]:
+    return [n for n in cohort.notes if "of unknown outcome" in n]
+
+
+@pytest.mark.parametrize("blank", ["", "NA", "n/a", " "])
+def test_died_blank_for_a_whole_patient_is_an_unknown_outcome(blank: str) -> None:
     raw = raw_visits()
-    raw.loc[raw["patient_id"] == "P1", "died"] = ""
-    err = expect_error(raw, row=4, column="died", match="outcome unknown for patient P1")
-    assert "blank on every row" in str(err)
-    assert "remove the patient or record it" in str(err)
+    raw.loc[raw["patient_id"] == "P1", "died"] = blank
+    cohort = build_cohort(raw, source=SRC)
+    p = cohort.patients
+    assert np.isnan(p.loc["P1", "died"]) and p.loc["P2", "died"] == 1.0 and p.loc["P3", "died"] == 1.0
+    assert p["died"].dtype == np.float64
+    assert cohort.outcome_known.to_dict() == {"P2": True, "P1": False, "P3": True}
+    assert (cohort.n_deaths, cohort.n_survivors, cohort.n_outcome_unknown) == (2, 0, 1)
+    assert cohort.n_patients == 3 and len(cohort.visits) == 5  # its visits are kept
+    notes = _outcome_notes(cohort)
+    assert len(notes) == 1
+    assert notes[0] == cohort.outcome_note
+    assert notes[0].startswith("1 patient of unknown outcome (blank died: P1): ")
+    assert "left out of the mortality likelihood" in notes[0]
+    assert "1 of unknown outcome" in cohort.summary()
+
+
+def test_died_blank_on_some_rows_only_is_known() -> None:
+    raw = raw_visits()
+    raw.loc[2, "died"] = ""  # P1's first row; its second says 0
+    cohort = build_cohort(raw)
+    assert cohort.outcome_known.all() and cohort.patients["died"].dtype == np.int64
+    assert cohort.outcome_note is None and not _outcome_notes(cohort)
+
+
+def test_every_outcome_known_keeps_died_as_integers() -> None:
+    cohort = build_cohort(raw_visits())
+    assert cohort.patients["died"].dtype == np.int64
+    assert cohort.n_outcome_unknown == 0 and cohort.outcome_note is None
+
+
+def test_died_blank_in_the_patient_table_is_an_unknown_outcome() -> None:
+    visits, patients = split_tables()
+    patients.loc[patients["patient_id"] == "P3", "died"] = ""
+    cohort = build_cohort(visits, patients, source=SRC, patient_source="patients.csv")
+    assert cohort.outcome_known.to_dict() == {"P2": True, "P1": True, "P3": False}
+    assert cohort.n_deaths == 1
+    assert len(_outcome_notes(cohort)) == 1 and "P3" in _outcome_notes(cohort)[0]
+
+
+def test_died_blank_in_the_patient_table_but_given_in_the_visits_is_known() -> None:
+    visits, patients = split_tables()
+    visits = visits.assign(died=["1", "1", "", "", "1"])
+    patients.loc[patients["patient_id"] == "P3", "died"] = ""
+    cohort = build_cohort(visits, patients, source=SRC, patient_source="patients.csv")
+    assert cohort.outcome_known.to_dict() == {"P2": True, "P1": True, "P3": True}
+    assert cohort.patients.loc["P3", "died"] == 1
+
+
+@pytest.mark.parametrize("value", ["2", "yes"])
+def test_bad_died_in_the_patient_table_is_still_refused(value: str) -> None:
+    visits, patients = split_tables()
+    patients.loc[2, "died"] = value
+    expect_error(visits, patients=patients, row=4, column="died", match="died must be 0", file="patients.csv")
+
+
+def test_a_cohort_of_unknown_outcomes_is_readable_but_a_mortality_model_refuses_it() -> None:
+    from bayesct.modeling.fit import JointModel
+
+    raw = raw_visits().assign(died="")
+    cohort = build_cohort(raw, source=SRC)
+    assert not cohort.outcome_known.any() and cohort.n_deaths == 0
+    assert "3 patients of unknown outcome (blank died: P2, P1, P3)" in _outcome_notes(cohort)[0]
+    for spec in ("joint", "ct_only", "scan_logistic"):
+        with pytest.raises(BayesctError, match="no patient's outcome is known") as info:
+            JointModel(spec).build(cohort)
+        assert "mortality part" in str(info.value)
+    with pytest.raises(BayesctError, match="population curves by outcome group"):
+        JointModel("descriptive").build(cohort)  # its curves need each patient's outcome group
 
 
 @pytest.mark.parametrize("value", ["121", "-1", "old"])
@@ -743,34 +812,13 @@ def test_zone_column_in_patient_table_is_misplaced() -> None:
 
 
 # -- where an error points, and how it prints values ------------------------------------------------------
-def test_blank_died_in_the_patient_table_names_that_file_and_row() -> None:
-    visits, patients = split_tables()
-    patients.loc[2, "died"] = ""  # P3, row 4 of patients.csv
-    err = expect_error(
-        visits,
-        patients=patients,
-        row=4,
-        column="died",
-        match="outcome unknown for patient P3",
-        file="patients.csv",
-    )
-    assert "bayesct needs every patient's outcome" in str(err)
-    assert "remove the patient or record it" in str(err)
-    assert "visits.csv" not in str(err)
-
-
-def test_blank_died_in_both_tables_names_the_patient_table() -> None:
+def test_blank_died_in_both_tables_is_an_unknown_outcome() -> None:
     visits, patients = split_tables()
     visits = visits.assign(died=["1", "1", "0", "0", ""])
-    patients.loc[2, "died"] = ""
-    expect_error(
-        visits,
-        patients=patients,
-        row=4,
-        column="died",
-        match="outcome unknown for patient P3",
-        file="patients.csv",
-    )
+    patients.loc[2, "died"] = ""  # P3, blank in both tables
+    cohort = build_cohort(visits, patients, source=SRC, patient_source="patients.csv")
+    assert cohort.outcome_known.to_dict() == {"P2": True, "P1": True, "P3": False}
+    assert len(_outcome_notes(cohort)) == 1
 
 
 def test_values_print_as_a_person_writes_them() -> None:

@@ -86,3 +86,21 @@ def test_prior_check_replicates_the_share_of_patients_who_died(small_cohort):
     row = table.loc["mortality (share died)"]
     assert 0.0 <= row["prior_lo"] <= row["prior_median"] <= row["prior_hi"] <= 1.0
     assert "mean of its scans' probabilities" in row["note"]
+
+
+def test_scans_of_a_patient_of_unknown_outcome_carry_no_death_term(small_cohort):
+    from bayesct.data.simulate import blank_outcomes
+
+    cohort = blank_outcomes(small_cohort, 2, seed=1)
+    unknown = cohort.patient_ids[~cohort.outcome_known.to_numpy()]
+    design = build_design(cohort, load_spec("scan_logistic"))
+    model = build_model(design)
+    kept = np.flatnonzero(design.outcome_known[design.ct.patient])
+    assert 0 < kept.size < len(design.ct.value)
+    assert list(model.coords["scan"]) == kept.tolist()
+    # the log-density is that of the cohort without those patients (no patient parameters here)
+    without = build_model(build_design(cohort.drop_patients(unknown), load_spec("scan_logistic")))
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        point = {"mort_intercept": rng.normal(-0.5, 1.0), "mort_beta": rng.normal(0.0, 1.0, 2)}
+        assert model.compile_logp()(point) == pytest.approx(without.compile_logp()(point), rel=1e-12)

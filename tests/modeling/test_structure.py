@@ -401,3 +401,56 @@ def test_free_loading_signs_reproduce_the_normal_loading_prior(small_cohort):
     assert np.all(draws[:, 0] == 1.0)
     assert np.all((draws[:, 1:] > 0).any(axis=0)) and np.all((draws[:, 1:] < 0).any(axis=0))
     assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+# -- patients of unknown outcome ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def unknown_cohort(small_cohort):
+    """:func:`small_cohort` with the outcome of two patients blank (still in hospital)."""
+    from bayesct.data.simulate import blank_outcomes
+
+    cohort = blank_outcomes(small_cohort, 2, seed=1)
+    assert cohort.n_outcome_unknown == 2
+    return cohort
+
+
+@pytest.mark.parametrize("name", ["joint", "ct_only"])
+def test_mortality_likelihood_runs_over_the_patients_of_known_outcome(name, unknown_cohort):
+    from bayesct.modeling.design import OUTCOME_DIM
+    from bayesct.modeling.fit import observed_dataset
+
+    design = build_design(unknown_cohort, load_spec(name))
+    known = unknown_cohort.outcome_known.to_numpy()
+    np.testing.assert_array_equal(design.outcome_known, known)
+    model = JointModel(name).build(unknown_cohort)
+    assert model.named_vars_to_dims["died_obs"] == (OUTCOME_DIM,)
+    assert list(model.coords[OUTCOME_DIM]) == list(unknown_cohort.patient_ids[known])
+    assert len(model.coords["patient"]) == unknown_cohort.n_patients  # every patient keeps its effects
+    observed = model.rvs_to_values[model["died_obs"]].data
+    assert observed.shape == (int(known.sum()),)
+    np.testing.assert_array_equal(observed, unknown_cohort.patients["died"].to_numpy()[known])
+    obs = observed_dataset(design)["died_obs"]
+    assert obs.dims == (OUTCOME_DIM,) and obs.sizes[OUTCOME_DIM] == known.sum()
+    assert int(obs.sum()) == unknown_cohort.n_deaths
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    # a cohort whose outcomes are all known keeps the patient dimension
+    assert JointModel(name).build(unknown_cohort.known_outcome()).named_vars_to_dims["died_obs"] == (
+        "patient",
+    )
+
+
+@pytest.mark.parametrize("name", ["joint", "joint_zones", "ct_only"])
+def test_numpy_view_matches_the_pymc_log_density_with_an_unknown_outcome(name, unknown_cohort):
+    _assert_view_matches_pymc(unknown_cohort, name)
+    fit = mocked_fit(unknown_cohort, name, draws=3)
+    view = PosteriorModel.from_fit(fit)
+    unknown = ~unknown_cohort.outcome_known.to_numpy()
+    with_death = view.patient_loglik()
+    without = view.patient_loglik(parts=("ct", "labs"))
+    np.testing.assert_array_equal(with_death[:, unknown], without[:, unknown])  # no death term
+    assert not np.allclose(with_death[:, ~unknown], without[:, ~unknown])
+
+
+def test_outcome_group_curves_refuse_an_unknown_outcome(unknown_cohort):
+    with pytest.raises(DataValidationError, match=r"by outcome group.*2 patient\(s\) have no outcome"):
+        JointModel("descriptive").build(unknown_cohort)

@@ -380,3 +380,17 @@ def test_bayesct_report_is_the_html_writer(report_fit, tmp_path):
     page = bc.report(report_fit, path=tmp_path / "page.html", sensitivity=False)
     assert page == tmp_path / "page.html"
     assert page.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def test_patients_of_unknown_outcome_are_noted(small_cohort) -> None:
+    from tests.report.conftest import mock_fit
+
+    from bayesct.data.simulate import blank_outcomes
+    from bayesct.report.markdown import fit_section
+
+    cohort = blank_outcomes(small_cohort, 2, seed=3)
+    fit = mock_fit(cohort, "ct_only", draws=40)
+    text = " ".join(parse(rh.render_html_report(fit, sensitivity=False)).text)
+    assert text.count(str(cohort.outcome_note)) == 1
+    assert "The tables by outcome: 2 patients of unknown outcome" in text
+    assert f"Note: {cohort.outcome_note}." in fit_section(Path("unused"), fit)

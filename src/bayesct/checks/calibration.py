@@ -43,6 +43,7 @@ from scipy import stats
 
 from bayesct.constants import CI_PROB, CT, CT_MAX
 from bayesct.errors import BayesctError
+from bayesct.likelihoods import death_loglik
 from bayesct.modeling.design import from_model_scale
 from bayesct.modeling.fit import FitResult, data_fingerprint
 from bayesct.modeling.posterior import PosteriorModel
@@ -304,13 +305,18 @@ def mortality_calibration(
     max_draws, seed, model
         As in :func:`predictive_pit`.
 
+    Patients of unknown outcome (``died`` NaN) have no death term: their PSIS log-ratio is
+    their scans and labs alone, and they are in ``patients`` (with their risks) but not in the
+    bins or the scores.
+
     Returns
     -------
     MortalityCalibration
         ``bins``: per bin ``bin, n, deaths, observed_rate, observed_lo, observed_hi,
-        predicted (LOO mean), predicted_lo, predicted_hi``; ``patients``: per patient ``died,
-        predicted, predicted_loo, pareto_k``; ``summary``: Brier and log scores (LOO and in-sample
-        θ), AUC (LOO), expected and observed deaths, Pareto k counts.
+        predicted (LOO mean), predicted_lo, predicted_hi``; ``patients``: per patient ``died``
+        (NaN: unknown), ``predicted, predicted_loo, pareto_k``; ``summary``: over the patients
+        of known outcome (``n_patients``; ``n_outcome_unknown`` left out), Brier and log scores
+        (LOO and in-sample θ), AUC (LOO), expected and observed deaths, Pareto k counts.
     """
     _require_joint(fit, "mortality calibration")
     if not fit.spec.mortality:
@@ -325,12 +331,14 @@ def mortality_calibration(
     # data alone, never given their outcome
     p_draws, log_marginal = history_terms(pm, parts=model_parts(fit, outcome=False), seed=seed)
     p_draws = np.clip(p_draws, 1e-12, 1 - 1e-12)
-    died = d.died.astype(float)
     # theta left out by PSIS, with the patient's whole likelihood, effects integrated out
-    loglik = log_marginal + died * np.log(p_draws) + (1 - died) * np.log1p(-p_draws)
+    loglik = log_marginal + death_loglik(d.died, p_draws)
     w, k = psis_weights(loglik)
-    pred = p_draws.mean(axis=0)
-    pred_loo = np.clip((w * p_draws).sum(axis=0), 1e-12, 1 - 1e-12)
+    pred_all = p_draws.mean(axis=0)
+    pred_loo_all = np.clip((w * p_draws).sum(axis=0), 1e-12, 1 - 1e-12)
+    # scored over the patients of known outcome
+    known = d.known_patients
+    died, pred, pred_loo, p_draws = d.died[known], pred_all[known], pred_loo_all[known], p_draws[:, known]
     order = np.argsort(pred_loo, kind="stable")
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     rows = []
@@ -360,20 +368,21 @@ def mortality_calibration(
         )
     bins = pd.DataFrame(rows)
     patients = pd.DataFrame(
-        {"died": d.died, "predicted": pred, "predicted_loo": pred_loo, "pareto_k": k},
+        {"died": d.died, "predicted": pred_all, "predicted_loo": pred_loo_all, "pareto_k": k},
         index=pd.Index(d.patient_ids, name="patient_id"),
     )
     summary = {
-        "n_patients": float(d.n_patients),
+        "n_patients": float(known.size),
+        "n_outcome_unknown": float(d.n_patients - known.size),
         "observed_deaths": float(died.sum()),
         "expected_deaths_loo": float(pred_loo.sum()),
         "expected_deaths": float(pred.sum()),
         "brier_loo": float(np.mean((pred_loo - died) ** 2)),
         "brier_in_sample": float(np.mean((pred - died) ** 2)),
-        "log_score_loo": float(np.mean(died * np.log(pred_loo) + (1 - died) * np.log1p(-pred_loo))),
+        "log_score_loo": float(np.mean(death_loglik(died, pred_loo))),
         "auc_loo": _auc(pred_loo, died),
-        "n_bad_k": float((k > PARETO_K_BAD).sum()),
-        "max_pareto_k": float(np.max(k)),
+        "n_bad_k": float((k[known] > PARETO_K_BAD).sum()),
+        "max_pareto_k": float(np.max(k[known])),
     }
     return MortalityCalibration(bins, patients, summary, ci_prob)
 
@@ -397,8 +406,8 @@ def landmark_accuracy(
     integrated out given those data alone (:func:`bayesct.risk.history_terms` with
     ``until=L``), averaged over θ with the patient left out by PSIS (the log-ratios are the
     patient's whole likelihood, effects integrated out, as in :func:`mortality_calibration`).
-    Patients scored at L are those with at least one CT scan on or before L; the cohort
-    records no day of death or discharge, so no patient is removed as no longer at risk.
+    Patients scored at L are those of known outcome with at least one CT scan on or before L;
+    the cohort records no day of death or discharge, so no patient is removed as no longer at risk.
     The last row (``landmark`` = inf) uses every observation.
 
     Returns
@@ -420,17 +429,17 @@ def landmark_accuracy(
     pm = model or PosteriorModel.from_fit(fit, max_draws=max_draws, seed=seed)
     d = pm.design
     parts = model_parts(fit, outcome=False)
-    died = d.died.astype(float)
+    died = d.died
     p_all, log_marginal = history_terms(pm, parts=parts, seed=seed)
     p_all = np.clip(p_all, 1e-12, 1 - 1e-12)
-    w, _ = psis_weights(log_marginal + died * np.log(p_all) + (1 - died) * np.log1p(-p_all))
+    w, _ = psis_weights(log_marginal + death_loglik(died, p_all))
     first_scan = np.full(d.n_patients, np.inf)
     np.minimum.at(first_scan, d.ct.patient, d.ct.day.astype(float))
     rows = []
     for L in (*sorted(float(x) for x in landmarks), math.inf):
         p_L = p_all if math.isinf(L) else history_terms(pm, parts=parts, seed=seed, until=L)[0]
         risk = (w * p_L).sum(axis=0)
-        sel = first_scan <= L
+        sel = (first_scan <= L) & d.outcome_known
         y, r = died[sel], risk[sel]
         both = 0 < y.sum() < len(y)
         rows.append(
@@ -496,7 +505,7 @@ CONDITIONING = {
 def integrated_patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], *, seed: int = 0) -> np.ndarray:
     """(S, n) each patient's log-likelihood of ``parts`` given θ_s, their random effects integrated
     out (:func:`bayesct.risk.history_terms`): log p(longitudinal data | θ) plus, with ``"death"``,
-    log P(died | longitudinal data, θ)."""
+    log P(died | longitudinal data, θ) (none for a patient of unknown outcome)."""
     from bayesct.risk import history_terms
 
     if pm.spec.by_group:
@@ -505,10 +514,8 @@ def integrated_patient_loglik(pm: PosteriorModel, parts: tuple[str, ...], *, see
             "conditions on the outcome, so it has no integrated patient likelihood"
         )
     p, out = history_terms(pm, parts=tuple(x for x in parts if x != "death"), seed=seed)
-    if "death" in parts:
-        p = np.clip(p, 1e-12, 1 - 1e-12)
-        died = pm.design.died.astype(float)
-        out = out + died * np.log(p) + (1 - died) * np.log1p(-p)
+    if "death" in parts:  # no term for an outcome not known yet
+        out = out + death_loglik(pm.design.died, np.clip(p, 1e-12, 1 - 1e-12))
     return out
 
 
@@ -521,7 +528,8 @@ LOG_LIKELIHOOD_CONDITIONING = (
     "each patient's log-likelihood of all their data the model describes (parts) given the draw's "
     "population parameters, with the patient's own random effects integrated out (importance "
     "sampling per draw, bayesct.risk.history_terms): log p(CT scores, labs | theta) + "
-    "log P(death | CT scores, labs, theta); az.loo of it is the leave-one-patient-out predictive"
+    "log P(death | CT scores, labs, theta) (no death term for an outcome not known yet); az.loo of "
+    "it is the leave-one-patient-out predictive"
 )
 
 
@@ -724,12 +732,14 @@ def _scan_logistic_loo_risk(fit: FitResult, *, max_draws: int, seed: int) -> tup
     sl = _ScanLogistic.from_fit(fit, max_draws, seed)
     scan_patient = d.ct.patient.astype(np.int64)
     p = np.clip(sl.risk(d.ct.value.astype(float), d.ct.day.astype(float)), 1e-12, 1 - 1e-12)
-    died = d.died.astype(float)[scan_patient]
-    term = scan_weights(scan_patient) * (died * np.log(p) + (1 - died) * np.log1p(-p))
+    term = scan_weights(scan_patient) * death_loglik(d.died[scan_patient], p)  # 0: unknown outcome
     n = d.n_patients
     ll = np.zeros((p.shape[0], n))
     np.add.at(ll.T, scan_patient, term.T)
-    w, k = psis_weights(ll)
+    # a patient of unknown outcome has no term: leaving them out changes nothing (weights uniform)
+    known = d.known_patients
+    w, k = np.full(ll.shape, 1.0 / ll.shape[0]), np.zeros(n)
+    w[:, known], k[known] = psis_weights(ll[:, known])
     per_scan = (w[:, scan_patient] * p).sum(axis=0)
     counts = np.bincount(scan_patient, minlength=n)
     risk = np.bincount(scan_patient, weights=per_scan, minlength=n) / np.maximum(counts, 1)
@@ -753,7 +763,7 @@ def compare_death_predictions(
 
     Unlike :func:`compare_models` this ranks the ``scan_logistic`` family too: every model's
     prediction for a patient leaves that patient's outcome out (:data:`DEATH_PREDICTION` says
-    what each family predicts from).
+    what each family predicts from). The scores are over the patients of known outcome.
 
     Returns
     -------
@@ -775,7 +785,8 @@ def compare_death_predictions(
     for name, f in fits.items():
         if not f.spec.mortality:
             continue
-        died = f.design.died.astype(float)
+        known = f.design.known_patients  # scored over the patients of known outcome
+        died = f.design.died[known]
         if f.spec.family == "scan_logistic":
             risk, k = _scan_logistic_loo_risk(f, max_draws=max_draws, seed=seed)
         elif f.spec.by_group:
@@ -784,6 +795,7 @@ def compare_death_predictions(
             cal = mortality_calibration(f, max_draws=max_draws, seed=seed)
             risk = cal.patients["predicted_loo"].to_numpy(float)
             k = cal.patients["pareto_k"].to_numpy(float)
+        risk, k = risk[known], k[known]
         risks[name], outcome = risk, died
         rows.append(
             {
@@ -791,7 +803,7 @@ def compare_death_predictions(
                 "family": f.spec.family,
                 "brier": float(np.mean((risk - died) ** 2)),
                 "brier_se": float(np.std((risk - died) ** 2, ddof=1) / np.sqrt(died.size)),
-                "log_score": float(np.mean(died * np.log(risk) + (1 - died) * np.log1p(-risk))),
+                "log_score": float(np.mean(death_loglik(died, risk))),
                 "auc": _auc(risk, died),
                 "expected_deaths": float(risk.sum()),
                 "observed_deaths": int(died.sum()),

@@ -16,6 +16,10 @@ Replication
         mortality submodel given the fresh effects (a spec without mortality keeps the observed
         outcome, and says so). Markers are replicated.
 
+    A patient of unknown outcome (blank ``died``) keeps a blank ``died`` in every replicate at
+    either level, so the outcome contrasts leave out the same patients in the replicates as in
+    the observed cohort.
+
     All replicates' markers are drawn in one vectorised numpy pass through
     :class:`~bayesct.modeling.posterior.PosteriorModel`. Markers the model does not include
     (e.g. the labs under ``ct_only``) keep their observed values.
@@ -71,9 +75,11 @@ Summaries (:func:`summarise_statistics`, :func:`summarise_findings`)
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -187,7 +193,8 @@ class ReplicateSet:
         Index of the posterior draw (chain x draw stacked) behind each replicate.
     values
         Marker -> ``(n, n_visits)`` replicated values aligned with ``observed.visits`` (NaN where
-        the observed value is missing); ``died`` -> ``(n, n_patients)`` when replicated.
+        the observed value is missing); ``died`` -> ``(n, n_patients)`` when replicated (NaN for a
+        patient of unknown outcome, as observed).
     replicated_markers
         Markers the model replicates (others keep their observed values).
     notes
@@ -239,7 +246,7 @@ def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed
     S = pm.n_draws
     notes: list[str] = []
 
-    died_obs = d.died.astype(np.int64)
+    died_obs = d.died  # NaN where the outcome is unknown, in every replicate too
     if level == "patients":
         eff = pm.patient_effects()
         specific = pm.specific_posterior(rng, eff)
@@ -256,7 +263,8 @@ def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed
             specific = np.zeros((S, n_pat, L))
         if pm.spec.mortality:
             p = expit(pm.mortality_logit(eff, d.covariates))
-            died = (rng.random(p.shape) < p).astype(np.int64)
+            # a patient of unknown outcome stays unknown: the statistics leave out the same patients
+            died = np.where(d.outcome_known, rng.random(p.shape) < p, np.nan)
             notes.append("level 'new': fresh effects; died replicated from the mortality submodel")
         else:
             died = np.broadcast_to(died_obs, (S, n_pat))
@@ -296,6 +304,12 @@ def replicate_set(fit: FitResult, *, n: int = 200, level: str = "patients", seed
     kept = [m for m in cohort.markers if m not in d.markers]
     if kept:
         notes.append(f"not in model '{pm.spec.name}', observed values kept: {', '.join(kept)}")
+    if cohort.n_outcome_unknown:
+        notes.append(
+            f"{cohort.n_outcome_unknown} patient(s) of unknown outcome: their markers are replicated, "
+            "their outcome stays blank in every replicate, so the outcome statistics leave out the "
+            "same patients in the replicates as in the observed data"
+        )
     if level == "new" and pm.spec.mortality:
         values[DIED] = np.asarray(died)
     return ReplicateSet(cohort, level, idx, values, tuple(d.markers), tuple(notes))
@@ -342,7 +356,8 @@ def table_statistics(
     Parameters
     ----------
     cohort
-        Observed or replicated cohort.
+        Observed or replicated cohort; the outcome contrasts leave out the patients of unknown
+        outcome (a replicate carries them as the observed cohort does).
     mixed_markers
         Markers for the mixed model's group x period test; ``None`` or empty skips it (slow).
     deaths
@@ -356,16 +371,17 @@ def table_statistics(
         Statistic key (:func:`stat_key`) -> value (NaN where undefined).
     """
     sa = scan_arrays(cohort)
+    so = sa.known_outcome()  # the outcome contrasts: the patients of known outcome, as the tables
     out: dict[str, float] = {}
     if "ct_mw_p" in families or "ct_auc" in families:
-        ustat, pval = period_tests(sa.died, sa.period_codes, sa.ct)
-        dead = sa.died == 1
+        ustat, pval = period_tests(so.died, so.period_codes, so.ct)
+        dead = so.died == 1
         if "ct_mw_p" in families:
             for k, label in enumerate(PERIOD_LABELS):
                 out[stat_key("ct_mw_p", label)] = float(pval[k])
         if "ct_auc" in families:
             for k, label in enumerate(PERIOD_LABELS):
-                in_k = sa.period_codes == k
+                in_k = so.period_codes == k
                 n_s, n_d = int((in_k & ~dead).sum()), int((in_k & dead).sum())
                 auc = 1.0 - float(ustat[k]) / (n_s * n_d) if n_s and n_d else math.nan
                 out[stat_key("ct_auc", label)] = auc
@@ -374,7 +390,7 @@ def table_statistics(
         for lab, t in zip(sa.lab_names, tau, strict=True):
             out[stat_key("kendall_tau", lab)] = float(t)
     if "logistic_coef" in families:
-        fitted = fit_logistic(sa.ct, sa.day, sa.died)
+        fitted = fit_logistic(so.ct, so.day, so.died)
         coefs = fitted.params
         with np.errstate(invalid="ignore", divide="ignore"):
             pvals = 2.0 * ndtr(-np.abs(coefs / np.sqrt(np.diag(fitted.cov))))  # Wald, as Table 3's
@@ -395,6 +411,33 @@ def mixed_statistics(cohort: Cohort, markers: tuple[str, ...]) -> dict[str, floa
     return {
         stat_key("mixed_p", str(m)): float(p) for m, p in zip(inter["marker"], inter["p_value"], strict=True)
     }
+
+
+def _mixed_chunk(task: tuple[list[Cohort], tuple[str, ...]]) -> list[dict[str, float]]:
+    cohorts, markers = task
+    return [mixed_statistics(c, markers) for c in cohorts]
+
+
+def parallel_mixed_statistics(
+    cohorts: Sequence[Cohort], markers: tuple[str, ...], *, workers: int | None = None
+) -> dict[int, dict[str, float]]:
+    """:func:`mixed_statistics` of each cohort, on the dask engine (:func:`bayesct.engine.run_tasks`,
+    ``workers`` local processes, default one per core), in a few chunks per worker; index -> statistics.
+
+    A chunk that fails raises :class:`PPCError` (the mixed models catch their own fitting errors)."""
+    from bayesct.engine import run_tasks
+
+    n_workers = max(1, workers or os.cpu_count() or 1)
+    n_chunks = min(len(cohorts), 4 * n_workers)
+    bounds = np.linspace(0, len(cohorts), n_chunks + 1).astype(int)
+    chunks = [list(range(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
+    tasks = [([cohorts[i] for i in idx], markers) for idx in chunks]
+    out: dict[int, dict[str, float]] = {}
+    for j, result in run_tasks(_mixed_chunk, tasks, workers=n_workers, name="bayesct-ppc-mixed"):
+        if isinstance(result, BaseException):
+            raise PPCError(f"the mixed models of replicates {chunks[j][0]}-{chunks[j][-1]} failed: {result}")
+        out |= dict(zip(chunks[j], result, strict=True))
+    return out
 
 
 def judge_findings(values: pd.DataFrame) -> pd.DataFrame:
@@ -864,7 +907,12 @@ class PPCResult:
             lines.append(
                 f"  Mortality: {s['observed_deaths']:.0f} deaths observed, {s['expected_deaths_loo']:.1f} "
                 f"expected (LOO); Brier {s['brier_loo']:.3f}, AUC {s['auc_loo']:.3f} (risks from each "
-                "patient's scans and labs, not their outcome; θ leave-patient-out)"
+                "patient's scans and labs, not their outcome; θ leave-patient-out"
+                + (
+                    f"; the {s['n_patients']:.0f} patients of known outcome)"
+                    if s.get("n_outcome_unknown")
+                    else ")"
+                )
             )
         if self.landmarks is not None:
             lines.extend("  " + line for line in landmark_lines(self.landmarks))
@@ -989,6 +1037,7 @@ def posterior_predictive_check(
     standard_checks: bool = True,
     check_draws: int = 1000,
     compare: dict[str, FitResult] | None = None,
+    workers: int | None = 1,
 ) -> PPCResult:
     """Replicate the paper's tables from a fit and compare them with the observed ones.
 
@@ -1018,6 +1067,11 @@ def posterior_predictive_check(
         Posterior draws for the standard checks.
     compare
         Other variants (name -> fit, same data) for a patient-level PSIS-LOO comparison with this fit.
+    workers
+        Processes of the dask engine (:mod:`bayesct.engine`, one session for the whole check) for
+        the mixed models (:func:`parallel_mixed_statistics`) and the standard checks' history terms
+        (:func:`bayesct.risk.history_terms`): 1 (default) runs everything in this process, ``None``
+        one per core. The numbers are the same either way.
 
     Returns
     -------
@@ -1033,6 +1087,25 @@ def posterior_predictive_check(
     >>> print(ppc.summary())  # doctest: +SKIP
     >>> ppc.write("bayesct-demo/check")  # doctest: +SKIP
     """
+    from bayesct import engine
+
+    if workers != 1 and not engine.active():
+        # one cluster for the mixed models and the patients' history terms of the standard checks
+        with engine.session(workers=workers):
+            return posterior_predictive_check(
+                fit,
+                replicates=replicates,
+                level=level,
+                outcome_level=outcome_level,
+                seed=seed,
+                mixed_replicates=mixed_replicates,
+                ci_prob=ci_prob,
+                mc_prob=mc_prob,
+                standard_checks=standard_checks,
+                check_draws=check_draws,
+                compare=compare,
+                workers=workers,
+            )
     _check_fit(fit)
     _check_level(level)
     _check_level(outcome_level)
@@ -1081,12 +1154,22 @@ def posterior_predictive_check(
             st = table_statistics(rep, deaths=deaths, families=out_families)
             st.update(table_statistics(reps_oth.cohort(r), families=oth_families))
         t_scan += time.perf_counter() - ts
-        if r < n_mixed:
+        if r < n_mixed and workers == 1:
             ts = time.perf_counter()
             st.update(mixed_statistics(rep, mixed_markers))
             t_mixed += time.perf_counter() - ts
         mat[r] = [st.get(k, math.nan) for k in keys]
     timings["statistics"] = t_scan
+    if n_mixed and workers != 1:
+        ts = time.perf_counter()
+        column = {k: j for j, k in enumerate(keys)}
+        for r, st in parallel_mixed_statistics(
+            [reps_out.cohort(r) for r in range(n_mixed)], mixed_markers, workers=workers
+        ).items():
+            for k, v in st.items():
+                if k in column:
+                    mat[r, column[k]] = v
+        t_mixed = time.perf_counter() - ts
     timings["mixed_model"] = t_mixed
     replicated = pd.DataFrame(mat, columns=keys)
     replicated.index.name = "replicate"

@@ -22,16 +22,15 @@ caller's) runs them one after another in this process instead.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from bayesct.constants import PATIENT
 from bayesct.data.cohort import Cohort
 from bayesct.errors import BayesctError
+from bayesct.likelihoods import death_loglik
 from bayesct.modeling.design import Design
 from bayesct.modeling.fit import FitResult, JointModel
 from bayesct.modeling.posterior import PosteriorModel
@@ -66,10 +65,7 @@ class ExactLOO:
 
 def without_patients(cohort: Cohort, patient_ids: Sequence[object]) -> Cohort:
     """The cohort less the given patients (every visit and the patient row of each)."""
-    drop = set(patient_ids)
-    visits = cohort.visits.loc[~cohort.visits[PATIENT].isin(drop)].reset_index(drop=True)
-    patients = cohort.patients.loc[~cohort.patients.index.isin(drop)]
-    return dataclasses.replace(cohort, visits=visits, patients=patients)
+    return cohort.drop_patients(patient_ids)
 
 
 def _fit_like(spec: ModelSpec, settings: dict, cohort: Cohort) -> FitResult:
@@ -113,10 +109,8 @@ def _score(
     obs = _patient_obs(design, i, long_parts)
     res, _ = _importance(pm, obs, X, method="laplace", n_effects=DEFAULT_N_EFFECTS, seed=seed + i)
     ll = res.log_marginal if long_parts else np.zeros(pm.n_draws)
-    if "death" in parts:
-        p = np.clip(res.p, 1e-12, 1 - 1e-12)
-        died = float(design.died[i])
-        ll = ll + died * np.log(p) + (1 - died) * np.log1p(-p)
+    if "death" in parts:  # no term for an outcome not known yet
+        ll = ll + death_loglik(design.died[i], np.clip(res.p, 1e-12, 1 - 1e-12))
     return _logmeanexp(ll)
 
 

@@ -6,8 +6,8 @@ no refit — says whether a parameter's posterior is driven by its prior (prior
 sensitivity at or above 0.05), by the data, or by both in conflict. This module applies
 ``arviz_stats.psense_summary`` to the mortality part of a ``joint``-family fit: the
 power-scaled prior is the spec's prior of ``mort_intercept``, ``mort_beta`` and
-``mort_gamma``; the power-scaled likelihood is each patient's death term, given the
-patient's fitted effects (the model's own likelihood of these parameters; this is a
+``mort_gamma``; the power-scaled likelihood is each patient's death term (the patients of
+known outcome), given the patient's fitted effects (the model's own likelihood of these parameters; this is a
 statement about the posterior of the parameters, not a prediction).
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
-from scipy.special import log_expit
 
 from bayesct.errors import SpecError
+from bayesct.likelihoods import death_loglik
 from bayesct.modeling.posterior import PosteriorModel
 from bayesct.modeling.spec import Prior
 
@@ -102,9 +102,11 @@ def mortality_prior_sensitivity(
             post[f"P(death | CT {score}, day {day:g})"] = xr.DataArray(
                 p.reshape(1, S), dims=("chain", "draw")
             )
-    logit = pm.mortality_logit(pm.patient_effects(), d.covariates)
-    died = np.asarray(d.died, float)
-    loglik = died * log_expit(logit) + (1 - died) * log_expit(-logit)
+    # the death terms of the patients of known outcome (the others have none)
+    known = d.known_patients
+    loglik = death_loglik(
+        d.died[known], logit=pm.mortality_logit(pm.patient_effects(), d.covariates)[:, known]
+    )
     tree = xr.DataTree.from_dict(
         {
             "posterior": xr.Dataset(post),

@@ -52,7 +52,8 @@ class ScanArrays:
     period_codes
         Period index of each scan, 0..4 in :data:`bayesct.constants.PERIOD_LABELS` order.
     died
-        Outcome of the scan's patient (int 0/1).
+        Outcome of the scan's patient (1.0 died, 0.0 survived, NaN not known yet): whatever splits
+        by outcome takes :meth:`known_outcome` first.
     patient_codes
         Row of the scan's patient in ``cohort.patients``.
     labs
@@ -76,6 +77,22 @@ class ScanArrays:
     @property
     def n_patients(self) -> int:
         return int(np.unique(self.patient_codes).size)
+
+    def known_outcome(self) -> ScanArrays:
+        """The scans of the patients whose outcome is known (``Cohort.outcome_known``; itself when
+        every one is): what the tests by outcome run on."""
+        keep = ~np.isnan(self.died)
+        if keep.all():
+            return self
+        return ScanArrays(
+            ct=self.ct[keep],
+            day=self.day[keep],
+            period_codes=self.period_codes[keep],
+            died=self.died[keep],
+            patient_codes=self.patient_codes[keep],
+            labs=self.labs[keep],
+            lab_names=self.lab_names,
+        )
 
 
 def _observed(visits: pd.DataFrame, column: str) -> bool:
@@ -104,10 +121,27 @@ def period_codes(visits: pd.DataFrame) -> np.ndarray:
 
 
 def visit_died(cohort: Cohort) -> np.ndarray:
-    """Outcome (0/1) of the patient of every visit row."""
+    """Outcome (1.0 / 0.0, NaN not known yet) of the patient of every visit row."""
     codes = patient_codes(cohort)
-    died = cohort.patients[DIED].to_numpy(dtype=np.int64)
+    died = cohort.patients[DIED].to_numpy(dtype=float)
     return died[codes]
+
+
+#: The ``attrs`` key of a table's note (shown under it in ``summary.md``).
+NOTE_ATTR = "note"
+
+
+def outcome_noted(table: pd.DataFrame, cohort: Cohort) -> pd.DataFrame:
+    """``table``, split by outcome on ``cohort.known_outcome()``, with a note in its ``attrs``
+    naming the patients of unknown outcome it left out (none: no note)."""
+    n = cohort.n_outcome_unknown
+    if n:
+        ids = cohort.patient_ids[~cohort.outcome_known.to_numpy()]
+        shown = ", ".join(map(str, ids[:10])) + (", ..." if n > 10 else "")
+        table.attrs[NOTE_ATTR] = (
+            f"{n} patient{'s' if n > 1 else ''} of unknown outcome (blank died: {shown}) left out"
+        )
+    return table
 
 
 def patient_codes(cohort: Cohort) -> np.ndarray:
@@ -140,7 +174,7 @@ def scan_arrays(cohort: Cohort) -> ScanArrays:
         ct_all = np.full(len(visits), np.nan)
         mask = np.zeros(len(visits), dtype=bool)
     pcodes = patient_codes(cohort)[mask]
-    died = cohort.patients[DIED].to_numpy(dtype=np.int64)[pcodes]
+    died = cohort.patients[DIED].to_numpy(dtype=float)[pcodes]
     lab_mat = (
         np.column_stack([visits[lab].to_numpy(dtype=float)[mask] for lab in labs])
         if labs

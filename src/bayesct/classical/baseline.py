@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesct.classical._common import ALPHA, MW_METHOD, present_labs, quiet
+from bayesct.classical._common import ALPHA, MW_METHOD, outcome_noted, present_labs, quiet
 from bayesct.constants import DIED
 from bayesct.data.cohort import Cohort
 
@@ -109,6 +109,7 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
     ----------
     cohort
         The cohort; every column of ``cohort.patients`` other than ``died`` is a row block.
+        Patients of unknown outcome are left out (all three columns), as ``attrs["note"]`` says.
 
     Returns
     -------
@@ -122,10 +123,11 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
         empty when there is no test), ``statistic, p_value`` (repeated on each level
         of one variable).
     """
-    patients = cohort.patients
-    dead = patients[DIED].to_numpy(dtype=np.int64) == 1
+    known = cohort.known_outcome()
+    patients = known.patients
+    dead = patients[DIED].to_numpy(dtype=float) == 1
     rows: list[dict[str, object]] = []
-    for var in cohort.covariates:
+    for var in known.covariates:
         col = patients[var]
         kind = _kind(col)
         present = col.notna().to_numpy()
@@ -211,7 +213,7 @@ def baseline(cohort: Cohort) -> pd.DataFrame:
         "statistic",
         "p_value",
     ]
-    return pd.DataFrame(rows, columns=columns)
+    return outcome_noted(pd.DataFrame(rows, columns=columns), cohort)
 
 
 _GROUPS = ("all", "survivors", "nonsurvivors")
@@ -266,7 +268,8 @@ def admission_labs(cohort: Cohort) -> pd.DataFrame:
     ----------
     cohort
         The cohort; the value of each lab at the patient's first visit is used
-        (a lab not drawn at the first visit counts as missing).
+        (a lab not drawn at the first visit counts as missing). Patients of unknown
+        outcome are left out, as ``attrs["note"]`` says.
 
     Returns
     -------
@@ -277,10 +280,11 @@ def admission_labs(cohort: Cohort) -> pd.DataFrame:
         the chosen ``summary``, ``test`` and ``p_value``, and the formatted
         ``all, survivors, nonsurvivors`` strings.
     """
-    first = cohort.admission()
-    dead = first[DIED].to_numpy(dtype=np.int64) == 1
+    known = cohort.known_outcome()
+    first = known.admission()
+    dead = first[DIED].to_numpy(dtype=float) == 1
     rows: list[dict[str, object]] = []
-    for lab in present_labs(cohort.visits, cohort.declared_labs):
+    for lab in present_labs(known.visits, known.declared_labs):
         vals = first[lab].to_numpy(dtype=float)
         ok = ~np.isnan(vals)
         data = {"all": vals[ok], "survivors": vals[ok & ~dead], "nonsurvivors": vals[ok & dead]}
@@ -319,4 +323,4 @@ def admission_labs(cohort: Cohort) -> pd.DataFrame:
         for g in data:
             row[g] = _fmt_summary(desc[g], summary)
         rows.append(row)
-    return pd.DataFrame(rows, columns=ADMISSION_COLUMNS)
+    return outcome_noted(pd.DataFrame(rows, columns=ADMISSION_COLUMNS), cohort)

@@ -11,7 +11,7 @@ import pandas as pd
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from bayesct.classical._common import patient_codes, period_codes, present_markers
+from bayesct.classical._common import outcome_noted, patient_codes, period_codes, present_markers
 from bayesct.constants import CT, DIED, PERIOD_LABELS
 from bayesct.data.cohort import Cohort
 from bayesct.data.labs import LabSpec, lab_names, lab_transform
@@ -159,7 +159,7 @@ def mixed_model(cohort: Cohort, *, markers: Sequence[str] | None = None) -> pd.D
     Parameters
     ----------
     cohort
-        The cohort.
+        The cohort; the patients of unknown outcome are left out (``attrs["note"]``).
     markers
         Markers to model; default every marker present (CT score first).
 
@@ -169,12 +169,13 @@ def mixed_model(cohort: Cohort, *, markers: Sequence[str] | None = None) -> pd.D
         Three rows per marker (terms ``group``, ``period``, ``group:period``) with
         ``marker, term, statistic, df, p_value, n_obs, n_patients, scale, converged, note``.
     """
-    visits = cohort.visits
-    died_all = cohort.patients[DIED].to_numpy(dtype=np.int64)[patient_codes(cohort)]
+    known = cohort.known_outcome()
+    visits = known.visits
+    died_all = known.patients[DIED].to_numpy(dtype=np.int64)[patient_codes(known)]
     pcode_all = period_codes(visits)
-    pid_all = patient_codes(cohort)
+    pid_all = patient_codes(known)
     rows: list[dict] = []
-    declared = cohort.declared_labs
+    declared = known.declared_labs
     for marker in markers if markers is not None else present_markers(visits, declared):
         if marker not in visits:
             rows.extend(
@@ -193,4 +194,4 @@ def mixed_model(cohort: Cohort, *, markers: Sequence[str] | None = None) -> pd.D
         ok = ~np.isnan(vals)
         scale = marker_scale(marker, declared)
         rows.extend(_fit_marker(marker, scale, vals[ok], died_all[ok], pcode_all[ok], pid_all[ok]))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return outcome_noted(pd.DataFrame(rows, columns=COLUMNS), cohort)

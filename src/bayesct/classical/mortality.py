@@ -17,7 +17,7 @@ from statsmodels.tools.sm_exceptions import (
     PerfectSeparationWarning,
 )
 
-from bayesct.classical._common import ScanArrays, scan_arrays
+from bayesct.classical._common import ScanArrays, outcome_noted, scan_arrays
 from bayesct.constants import CI_PROB, CT_MAX, PERIOD_LABELS, RISK_BANDS
 from bayesct.data.cohort import Cohort, assign_period
 
@@ -130,7 +130,8 @@ def mortality_logistic(cohort: Cohort) -> pd.DataFrame:
     Parameters
     ----------
     cohort
-        The cohort; every scan is one observation carrying its patient's outcome.
+        The cohort; every scan of a patient of known outcome is one observation carrying that
+        outcome (``attrs["note"]`` names the patients of unknown outcome left out).
 
     Returns
     -------
@@ -140,13 +141,13 @@ def mortality_logistic(cohort: Cohort) -> pd.DataFrame:
         interval), ``n_scans, n_patients, n_events, converged, note``. NaN with a
         note instead of an exception on separation.
     """
-    sa = scan_arrays(cohort)
+    sa = scan_arrays(cohort).known_outcome()
     fit = fit_logistic(sa.ct, sa.day, sa.died)
     se = np.sqrt(np.diag(fit.cov))
     z = fit.params / se
     p = 2.0 * ndtr(-np.abs(z))
     q = float(ndtri(0.5 + CI_PROB / 2.0))
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "term": list(LOGISTIC_TERMS),
             "coef": fit.params,
@@ -163,6 +164,7 @@ def mortality_logistic(cohort: Cohort) -> pd.DataFrame:
             "note": fit.note,
         }
     )
+    return outcome_noted(table, cohort)
 
 
 def risk_band(probability: float) -> str:
@@ -212,7 +214,8 @@ def mortality_grid(
     Parameters
     ----------
     cohort
-        The cohort the logistic model is fitted on (see :func:`mortality_logistic`).
+        The cohort the logistic model is fitted on (see :func:`mortality_logistic`: the scans of
+        the patients of known outcome).
     days
         Days at which to evaluate: a sequence (labelled by the period each falls
         in) or a mapping label -> day. Default: the mean scan day of each period
@@ -227,7 +230,7 @@ def mortality_grid(
         ci_high`` (95% interval by the delta method on the logit scale), ``band``
         (the paper's colour) and ``note`` (why NaN, e.g. separation).
     """
-    sa = scan_arrays(cohort)
+    sa = scan_arrays(cohort).known_outcome()
     fit = fit_logistic(sa.ct, sa.day, sa.died)
     grid_days = _grid_days(sa, days)
     score_arr = np.arange(CT_MAX + 1, dtype=float) if scores is None else np.asarray(scores, dtype=float)
@@ -256,4 +259,4 @@ def mortality_grid(
         return pd.DataFrame(
             columns=["period", "day", "ct_score", "probability", "ci_low", "ci_high", "band", "note"]
         )
-    return pd.concat(frames, ignore_index=True)
+    return outcome_noted(pd.concat(frames, ignore_index=True), cohort)

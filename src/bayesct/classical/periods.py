@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayesct.classical._common import MW_METHOD, nan_stats, quiet, scan_arrays
+from bayesct.classical._common import MW_METHOD, nan_stats, outcome_noted, quiet, scan_arrays
 from bayesct.constants import PERIOD_LABELS
 from bayesct.data.cohort import Cohort
 
@@ -80,7 +80,8 @@ def period_comparison(cohort: Cohort) -> pd.DataFrame:
     Parameters
     ----------
     cohort
-        The cohort; only visits with a CT score are used.
+        The cohort; only visits with a CT score are used, of the patients whose outcome is
+        known (``attrs["note"]`` names those left out).
 
     Returns
     -------
@@ -91,7 +92,7 @@ def period_comparison(cohort: Cohort) -> pd.DataFrame:
         ``p_value``, the mean scan day per group with its Mann-Whitney
         ``day_p_value``, and a ``note`` where a group has no scans.
     """
-    sa = scan_arrays(cohort)
+    sa = scan_arrays(cohort).known_outcome()
     both = np.column_stack([sa.ct, sa.day])
     ustat, pval = period_tests(sa.died, sa.period_codes, both)
     dead = sa.died == 1
@@ -130,4 +131,4 @@ def period_comparison(cohort: Cohort) -> pd.DataFrame:
                 "note": note,
             }
         )
-    return pd.DataFrame(rows)
+    return outcome_noted(pd.DataFrame(rows), cohort)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesct.classical._common import ALPHA, format_p
+from bayesct.classical._common import ALPHA, NOTE_ATTR, format_p
 from bayesct.classical.baseline import admission_labs, baseline
 from bayesct.classical.correlation import kendall
 from bayesct.classical.mixed import mixed_model
@@ -365,6 +365,8 @@ def summary_markdown(tables: dict[str, pd.DataFrame], *, title: str = "bayesct c
             parts.append(_grid_markdown(tables[key]))
         else:
             parts.append(markdown_table(tables[key], _SHOW.get(key)))
+        if tables[key].attrs.get(NOTE_ATTR):
+            parts += ["", f"Note: {tables[key].attrs[NOTE_ATTR]}."]
     return "\n".join(parts) + "\n"
 
 

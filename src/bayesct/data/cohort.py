@@ -14,8 +14,17 @@ A cohort is two tables:
     given they sum to ``ct_score``).
 ``patients``
     One row per patient, indexed by ``patient_id`` (str) in the visits' order,
-    with ``died`` (int 0/1) and any patient-level covariates (``age``, ``sex``,
-    symptoms, comorbidities, treatments ...).
+    with ``died`` and any patient-level covariates (``age``, ``sex``,
+    symptoms, comorbidities, treatments ...). ``died`` is int 0/1 when every
+    outcome is known, else float 0.0/1.0 with NaN for a patient whose outcome is
+    not known yet (still in hospital: a blank ``died``, :attr:`Cohort.outcome_known`).
+
+Patients of unknown outcome
+    Their scans and labs are data like any other patient's (the trajectories); everything
+    that needs the outcome leaves them out: the mortality likelihood, the tables split by
+    outcome (:meth:`Cohort.known_outcome`), the death-prediction scores. The rule is
+    :attr:`Cohort.outcome_known`; :attr:`Cohort.outcome_note` says so in one line, which
+    :func:`~bayesct.data.validate.build_cohort` adds to ``notes``.
 
 Construct one with :func:`bayesct.data.read_cohort` (files) or
 :meth:`Cohort.from_frames` (in-memory tables); both validate. The constructor
@@ -26,8 +35,8 @@ marker values on a fixed design (:meth:`Cohort.with_values`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +52,31 @@ from bayesct.constants import (
     PERIOD_LABELS,
 )
 from bayesct.data.labs import LabSpec, lab_names, marker_names
+
+#: Patient ids an outcome note lists before "...".
+_NOTE_IDS = 10
+
+
+def died_column(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
+    """Per-patient outcomes as ``Cohort.patients`` holds them: int 0/1 when every one is known,
+    else float 0.0/1.0 with NaN where the outcome is unknown."""
+    arr = np.asarray(values, dtype=float)
+    return arr.astype(np.int64) if not np.isnan(arr).any() else arr
+
+
+def unknown_outcome_note(patient_ids: Iterable[object]) -> str | None:
+    """The one-line note of a cohort whose patients ``patient_ids`` have no known outcome (None if none)."""
+    ids = [str(p) for p in patient_ids]
+    if not ids:
+        return None
+    shown = ", ".join(ids[:_NOTE_IDS]) + (", ..." if len(ids) > _NOTE_IDS else "")
+    n = len(ids)
+    whose, who = ("their", "they are") if n > 1 else ("the patient's", "the patient is")
+    return (
+        f"{n} patient{'s' if n > 1 else ''} of unknown outcome (blank died: {shown}): "
+        f"{whose} scans and labs inform the trajectories; {who} left out of the mortality "
+        "likelihood, the outcome tables and every death-prediction score"
+    )
 
 
 def assign_period(day: np.ndarray | pd.Series) -> pd.Categorical[str]:
@@ -127,8 +161,30 @@ class Cohort:
         return int(self.visits[CT].notna().sum()) if CT in self.visits else 0
 
     @property
+    def outcome_known(self) -> pd.Series:
+        """Per patient (indexed by ``patient_id``), whether their outcome is known: the one rule of
+        which patients the mortality likelihood, the outcome tables and the death scores use."""
+        return self.patients[DIED].notna().rename("outcome_known")
+
+    @property
+    def n_outcome_unknown(self) -> int:
+        """Patients whose outcome is not known yet (a blank ``died``)."""
+        return int((~self.outcome_known).sum())
+
+    @property
     def n_deaths(self) -> int:
-        return int(self.patients[DIED].sum())
+        """Patients who died (of those whose outcome is known)."""
+        return int((self.patients[DIED] == 1).sum())
+
+    @property
+    def n_survivors(self) -> int:
+        """Patients who survived (of those whose outcome is known)."""
+        return int((self.patients[DIED] == 0).sum())
+
+    @property
+    def outcome_note(self) -> str | None:
+        """One line on the patients of unknown outcome and what leaves them out; None when there are none."""
+        return unknown_outcome_note(self.patient_ids[~self.outcome_known.to_numpy()])
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -174,12 +230,28 @@ class Cohort:
         return out.reset_index(drop=True)
 
     # -- derivation -------------------------------------------------------
+    def drop_patients(self, patient_ids: Iterable[object]) -> Cohort:
+        """The cohort less the given patients (every visit and the patient row of each)."""
+        drop = {str(p) for p in patient_ids}
+        if not drop:
+            return self
+        visits = self.visits.loc[~self.visits[PATIENT].isin(drop)].reset_index(drop=True)
+        patients = self.patients.loc[~self.patients.index.isin(drop)].copy()
+        patients[DIED] = died_column(patients[DIED])
+        return replace(self, visits=visits, patients=patients)
+
+    def known_outcome(self) -> Cohort:
+        """The cohort of the patients whose outcome is known (itself when every one is): what the
+        tables split by outcome run on."""
+        known = self.outcome_known.to_numpy()
+        return self if known.all() else self.drop_patients(self.patient_ids[~known])
+
     def with_values(self, values: Mapping[str, np.ndarray], *, source: str | None = None) -> Cohort:
         """A cohort on the same design with some columns replaced.
 
         Keys are marker columns of ``visits`` (arrays aligned with its rows;
         NaN keeps a value missing) or ``died`` (an array aligned with
-        ``patients``). Used by the posterior predictive replication, which must
+        ``patients``, NaN where the outcome is unknown: :func:`died_column`). Used by the posterior predictive replication, which must
         not pay for re-validation on every replicate. A replaced ``ct_score`` drops the
         zone columns (``CT_ZONES``), which would no longer sum to it.
         """
@@ -190,7 +262,7 @@ class Cohort:
         for key, arr in values.items():
             if key == DIED:
                 patients = patients.copy()
-                patients[DIED] = np.asarray(arr, dtype=np.int64)
+                patients[DIED] = died_column(arr)
             else:
                 if key not in marker_names(self.declared_labs):
                     raise KeyError(f"'{key}' is not a marker")
@@ -203,7 +275,8 @@ class Cohort:
         """A few lines describing the cohort."""
         lines = [
             f"Cohort from {self.source}",
-            f"  patients: {self.n_patients} ({self.n_deaths} died)",
+            f"  patients: {self.n_patients} ({self.n_deaths} died"
+            + (f", {self.n_outcome_unknown} of unknown outcome)" if self.n_outcome_unknown else ")"),
             f"  visits: {self.n_visits}; CT scans: {self.n_scans}",
             f"  markers: {', '.join(self.markers)}",
         ]

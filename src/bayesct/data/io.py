@@ -18,6 +18,7 @@ from typing import Literal
 
 import pandas as pd
 
+from bayesct.constants import DIED
 from bayesct.data.cohort import Cohort
 from bayesct.data.columns import load_column_map
 from bayesct.data.labs import LabSpec, as_declarations, load_lab_declarations, merge_labs
@@ -227,6 +228,7 @@ def write_cohort(cohort: Cohort, path: str | Path) -> Path:
     """Write ``cohort.to_frame()`` (one long table) to CSV, Parquet or Excel (.xlsx), by suffix.
 
     Reading the file back with :func:`read_cohort` (declaring the same labs) gives an equal cohort.
+    An unknown outcome is written as a blank ``died`` (the outcomes as whole numbers, 0 or 1).
     Returns the path written.
 
     Examples
@@ -240,6 +242,8 @@ def write_cohort(cohort: Cohort, path: str | Path) -> Path:
     if suffix in (".xls", ".xlsm"):
         raise DataValidationError("bayesct writes Excel workbooks as .xlsx only", file=str(path))
     frame = cohort.to_frame()
+    if frame[DIED].isna().any():  # 0 / 1, and a blank where the outcome is unknown
+        frame[DIED] = frame[DIED].astype("Int64")
     try:
         if suffix in _CSV:
             frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")

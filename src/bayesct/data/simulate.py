@@ -104,7 +104,7 @@ group-specific proportions and are not used by the outcome model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -504,6 +504,7 @@ def simulate_cohort(
     markers: Sequence[str] | None = None,
     generator: str = "joint",
     zone_columns: bool = False,
+    unknown_outcome: int = 0,
 ) -> SimulatedCohort | ZoneSimulatedCohort:
     """Simulate a cohort from the joint model (see the module docstring) or another generator.
 
@@ -527,6 +528,10 @@ def simulate_cohort(
         the shared severity). ``params`` must then be a :class:`~bayesct.data.zones.ZoneParams`.
     zone_columns
         With a zone generator, also write the six zone scores on each scan row.
+    unknown_outcome
+        Patients whose outcome is blanked (``died`` NaN: still in hospital), chosen at random
+        with ``seed`` from a stream of their own (:func:`blank_outcomes`), so that every other
+        value is the one the same seed gives without them; noted in ``cohort.notes``.
 
     Returns
     -------
@@ -540,15 +545,58 @@ def simulate_cohort(
     >>> sim.cohort.n_patients
     200
     >>> zones = bc.simulate_cohort(200, seed=1, generator="zones", zone_columns=True)  # doctest: +SKIP
+    >>> bc.simulate_cohort(30, seed=1, unknown_outcome=2).cohort.n_outcome_unknown
+    2
     """
+    if not isinstance(unknown_outcome, int | np.integer) or unknown_outcome < 0:
+        raise ValueError(f"unknown_outcome must be a whole number >= 0, got {unknown_outcome!r}")
+    sim: SimulatedCohort | ZoneSimulatedCohort
     if generator != "joint" and generator in GENERATORS:
         from bayesct.data.zones import ZoneParams, simulate_zone_cohort
 
         if params is not None and not isinstance(params, ZoneParams):
             raise TypeError(f"generator '{generator}' takes ZoneParams, not {type(params).__name__}")
-        return simulate_zone_cohort(
+        sim = simulate_zone_cohort(
             n_patients, seed, generator=generator, params=params, markers=markers, zone_columns=zone_columns
         )
+    else:
+        sim = _simulate_joint(
+            n_patients, seed, params=params, markers=markers, generator=generator, zone_columns=zone_columns
+        )
+    if unknown_outcome:
+        sim = replace(sim, cohort=blank_outcomes(sim.cohort, int(unknown_outcome), seed=seed))
+    return sim
+
+
+#: The seed-sequence key of the stream that picks the patients :func:`blank_outcomes` blanks.
+_UNKNOWN_OUTCOME_STREAM = 7919
+
+
+def blank_outcomes(cohort: Cohort, k: int, *, seed: int = 0) -> Cohort:
+    """``cohort`` with the outcome of ``k`` patients blanked (``died`` NaN: not known yet), the
+    patients chosen at random with ``seed`` (a stream of its own), the note added to its notes."""
+    n = cohort.n_patients
+    if not 0 <= k <= n:
+        raise ValueError(f"cannot blank the outcome of {k} patients of a cohort of {n}")
+    rng = np.random.default_rng([int(seed), _UNKNOWN_OUTCOME_STREAM])
+    chosen = np.sort(rng.choice(n, size=k, replace=False))
+    died = cohort.patients[DIED].to_numpy(dtype=float).copy()
+    died[chosen] = np.nan
+    out = cohort.with_values({DIED: died})
+    note = out.outcome_note
+    return replace(out, notes=(*cohort.notes, note) if note else cohort.notes)
+
+
+def _simulate_joint(
+    n_patients: int,
+    seed: int,
+    *,
+    params: SimulationParams | ZoneParams | None,
+    markers: Sequence[str] | None,
+    generator: str,
+    zone_columns: bool,
+) -> SimulatedCohort:
+    """The joint generator of :func:`simulate_cohort`."""
     if generator != "joint":
         raise ValueError(f"unknown generator '{generator}'; choose among {', '.join(GENERATORS)}")
     if zone_columns:

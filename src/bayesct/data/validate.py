@@ -31,8 +31,10 @@ Rules:
   absent, it is derived as their sum (noted); partial zones leave a blank
   ``ct_score`` blank; the zone columns present are kept in ``Cohort.visits``;
 * patient-level values must agree within a patient (blanks on some rows are
-  allowed; the patient's value is the one given), ``died`` is required (0/1)
-  for every patient (an unknown outcome is refused, naming the patient);
+  allowed; the patient's value is the one given); the ``died`` column is
+  required, 0/1 where given; a patient whose ``died`` is blank on every row (and
+  in the patient table) has an unknown outcome, still in hospital: kept, ``died``
+  NaN, and noted once (:func:`~bayesct.data.cohort.unknown_outcome_note`);
 * nothing is dropped silently: collapsed duplicate rows, excluded rows with no
   marker at all, derived NLR values and derived CT totals are reported in
   ``Cohort.notes``.
@@ -42,6 +44,7 @@ Everything is vectorised; Python loops run over columns, never over rows.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import re
@@ -69,7 +72,7 @@ from bayesct.constants import (
     SEX,
     ZONE_MAX,
 )
-from bayesct.data.cohort import Cohort, assign_period
+from bayesct.data.cohort import Cohort, assign_period, died_column
 from bayesct.data.columns import KNOWN_COLUMNS, resolve_headers
 from bayesct.data.labs import LabSpec, as_declarations, lab_names, lab_transform
 from bayesct.errors import DataValidationError
@@ -378,22 +381,12 @@ def _patient_table(
                 continue
             raise _not_constant(st, name, raw, i, j)
         per_patient = values.groupby(st.codes, sort=True).first().reindex(range(len(st.order)))
-        if name == DIED and per_patient.isna().any():
-            k = int(np.flatnonzero(per_patient.isna().to_numpy())[0])
-            i = st.cite(k, DIED)
-            several = int((st.codes[: st.n_visits] == k).sum()) > 1 and i < st.n_visits
-            raise _fail(
-                f"outcome unknown for patient {st.order[k]}: '{DIED}' is blank"
-                f"{' on every row of the patient' if several else ''}; bayesct needs every patient's "
-                "outcome (0 = survived, 1 = died): remove the patient or record it",
-                str(st.files[i]),
-                int(st.rows[i]),
-                DIED,
-            )
         col = pd.Series(per_patient.to_numpy(), index=st.order)
-        if numeric:
+        if name == DIED:  # blank on every row of a patient: outcome unknown (NaN)
+            col = pd.Series(died_column(col.to_numpy(dtype=float)), index=st.order)
+        elif numeric:
             col = col.astype(float)
-            if name == DIED or (col.notna().all() and col.isin((0.0, 1.0)).all()):
+            if col.notna().all() and col.isin((0.0, 1.0)).all():
                 col = col.astype(np.int64)
         else:
             col = col.astype(str)
@@ -1069,4 +1062,6 @@ def _build(
         }
     )
     patients_out.index = pd.Index(order.to_numpy(), dtype=str, name=PATIENT)
-    return Cohort(out, patients_out, source=source, notes=tuple(notes), declared_labs=declared)
+    cohort = Cohort(out, patients_out, source=source, notes=tuple(notes), declared_labs=declared)
+    unknown = cohort.outcome_note  # patients of unknown outcome, said once
+    return cohort if unknown is None else dataclasses.replace(cohort, notes=(*cohort.notes, unknown))

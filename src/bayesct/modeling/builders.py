@@ -24,7 +24,9 @@ r"""PyMC graphs of the bayesct model families.
     (:class:`bayesct.likelihoods.CTLikelihood`); labs are normal (or Student-t) on
     their modelling scale. Mortality is logistic in the covariates and the
     association terms (latent CT value at the reference day, its slope, or the
-    shared effects).
+    shared effects); its likelihood runs over the patients of known outcome
+    (``Design.known_patients``), while a patient still in hospital keeps their
+    effects, informed by their scans and labs alone.
 
     The association terms are linear in the patient's effects :math:`e_i`, so the
     trajectory term is :math:`r_i = \sum_a \gamma_a A_{ia} = w^\top e_i` with
@@ -61,7 +63,8 @@ r"""PyMC graphs of the bayesct model families.
         \log \operatorname{Bernoulli}(\text{died}_i \mid p_{ij}),
 
     so that each patient's outcome enters with total weight one (no patient intercept:
-    with one outcome per patient it is not identified).
+    with one outcome per patient it is not identified); the sum runs over the patients of
+    known outcome.
 
 Priors come from the spec; nothing numeric is hard-coded here but the
 structural constants (24 CT trials, the CT loading fixed at 1).
@@ -557,7 +560,15 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             if design.covariates.shape[1]:
                 beta = prior_var(spec, "mort_beta", dims="covariate")
                 logit_p = logit_p + pt.dot(design.covariates, beta)
-            pm.Bernoulli("died_obs", logit_p=logit_p, observed=design.died, dims="patient")
+            # The patients of known outcome only; the others keep their effects, informed by
+            # their scans and labs alone.
+            known = design.known_patients
+            pm.Bernoulli(
+                "died_obs",
+                logit_p=logit_p[known],
+                observed=design.died[known].astype(np.int64),
+                dims=design.outcome_dim,
+            )
             # The combined association effect, a derived quantity only (not in the log-density):
             # the patient's term r_i = A_i . gamma = w . e_i is linear in its effects e_i, with
             # w = M gamma and M (effect x association) the terms at the unit effects. Its
@@ -715,7 +726,8 @@ def build_scan_logistic(design: Design) -> pm.Model:
     ``mort_intercept + mort_beta . x_ij`` (:func:`scan_terms`); its Bernoulli log-likelihood
     enters the log-density weighted by :math:`1/n_i` (:func:`scan_weights`, :math:`n_i` the
     patient's number of scans), through the ``pm.Potential`` ``died_weighted_loglik`` (one
-    value per scan), so that each patient's outcome counts once in total rather than once per
+    value per scan of a patient of known outcome; ``scan`` holds their indices in
+    ``design.ct``), so that each patient's outcome counts once in total rather than once per
     scan. This is a pseudo-likelihood, not the density of a generative model: there is no
     observed node, and prior or posterior predictive sampling replicates no deaths.
 
@@ -727,12 +739,14 @@ def build_scan_logistic(design: Design) -> pm.Model:
     """
     spec = design.spec
     ct = design.ct
+    # the scans of the patients of known outcome (the others carry no death term)
+    scans = np.flatnonzero(design.outcome_known[ct.patient])
     coords = design.coords()
-    coords["scan"] = list(range(len(ct.value)))
+    coords["scan"] = scans.tolist()
     coords["term"] = list(SCAN_TERMS)
-    X = scan_terms(spec, ct.value, ct.day)
-    sign = 2.0 * design.died[ct.patient].astype(float) - 1.0  # +1 died, -1 survived
-    weight = scan_weights(ct.patient)
+    X = scan_terms(spec, ct.value[scans], ct.day[scans])
+    sign = 2.0 * design.died[ct.patient[scans]] - 1.0  # +1 died, -1 survived
+    weight = scan_weights(ct.patient)[scans]
     with pm.Model(coords=coords) as model:
         a0 = prior_var(spec, "mort_intercept")
         beta = prior_var(spec, "mort_beta", dims="term")

@@ -22,6 +22,9 @@ from bayesct.errors import DataValidationError, SpecError
 from bayesct.modeling.spec import ModelSpec
 
 SPLINE_DEGREE = 3
+#: The dimension of the observed outcomes when some patient's outcome is unknown: the patients of
+#: known outcome (``Design.outcome_dim``).
+OUTCOME_DIM = "outcome_patient"
 
 
 def to_model_scale(marker: str, values: np.ndarray, labs: Mapping[str, LabSpec] | None = None) -> np.ndarray:
@@ -110,6 +113,7 @@ class Design:
     labs: MarkerData
     marker_centre: np.ndarray  # per marker, modelling scale
     marker_scale: np.ndarray  # per marker, modelling scale (SD, floored)
+    #: Per patient: 1.0 died, 0.0 survived, NaN outcome unknown (``Cohort.outcome_known``).
     died: np.ndarray
     covariate_names: tuple[str, ...]
     covariates: np.ndarray  # (patient, covariate), scaled
@@ -131,17 +135,37 @@ class Design:
         return len(self.patient_ids)
 
     @property
+    def outcome_known(self) -> np.ndarray:
+        """Per patient, whether the outcome is known (``died`` not NaN): the patients the mortality
+        likelihood and every death score run over."""
+        return ~np.isnan(self.died)
+
+    @property
+    def known_patients(self) -> np.ndarray:
+        """Indices of the patients of known outcome, in patient order."""
+        return np.flatnonzero(self.outcome_known)
+
+    @property
+    def outcome_dim(self) -> str:
+        """The dimension of the observed outcomes (``died_obs``): ``patient`` when every outcome is
+        known, else :data:`OUTCOME_DIM` (the patients of known outcome)."""
+        return "patient" if self.outcome_known.all() else OUTCOME_DIM
+
+    @property
     def lab_names(self) -> tuple[str, ...]:
         return self.markers[1:]
 
     def coords(self) -> dict[str, list]:
-        return {
+        out: dict[str, list] = {
             "patient": [str(p) for p in self.patient_ids],
             "marker": list(self.markers),
             "lab": list(self.lab_names),
             "basis": list(range(n_basis(self.spec))),
             "covariate": list(self.covariate_names),
         }
+        if self.outcome_dim != "patient":
+            out[OUTCOME_DIM] = [str(p) for p in self.patient_ids[self.known_patients]]
+        return out
 
 
 #: Default centre and scale of the ``scan_logistic`` terms (``[mortality.scaling]`` overrides).
@@ -292,7 +316,25 @@ def build_design(cohort: Cohort, spec: ModelSpec) -> Design:
     else:
         labs = MarkerData(np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros(0))
 
-    died = cohort.patients[DIED].to_numpy(dtype=np.int64)
+    died = cohort.patients[DIED].to_numpy(dtype=float)
+    no_outcome = cohort.patient_ids[~cohort.outcome_known.to_numpy()]
+    if spec.mortality and no_outcome.size == len(pids):
+        raise DataValidationError(
+            f"no patient's outcome is known ('{DIED}' is blank for all {len(pids)}): model "
+            f"'{spec.name}' has a mortality part and nothing to fit it to; record the outcomes, or "
+            "fit a spec without one ([mortality] enabled = false)",
+            file=cohort.source,
+            column=DIED,
+        )
+    if spec.by_group and no_outcome.size:
+        shown = ", ".join(str(p) for p in no_outcome[:5]) + (", ..." if no_outcome.size > 5 else "")
+        raise DataValidationError(
+            f"model '{spec.name}' has population curves by outcome group, and {no_outcome.size} "
+            f"patient(s) have no outcome yet (blank '{DIED}': {shown}), so no group; fit a model "
+            "without outcome groups, or leave those patients out (Cohort.known_outcome())",
+            file=cohort.source,
+            column=DIED,
+        )
     if spec.mortality:
         names, X, cc, cs = covariate_matrix(cohort.patients, spec, source=cohort.source)
     else:

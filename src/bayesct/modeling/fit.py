@@ -32,8 +32,9 @@ The groups:
 ``sample_stats``     the sampler's statistics (energy, divergences, ...), where it gives them
 ``observed_data``    what the model was fitted to (:func:`observed_dataset`): ``ct_obs`` (the CT
                      scores, by ``ct_scan``), ``lab_obs`` (the lab values in the data's units, by
-                     ``lab_value``), ``died_obs`` (by ``patient``), each scan and value with its
-                     patient and day as coordinates
+                     ``lab_value``), ``died_obs`` (by ``patient``; by ``outcome_patient``, the
+                     patients of known outcome, when some outcome is unknown), each scan and
+                     value with its patient and day as coordinates
 ``log_likelihood``   (written by ``bayesct fit``) ``patient_loglik``, (chain, draw, patient): each
                      patient's log-likelihood of all their data (CT scores, labs, death) given
                      the draw's population parameters, the patient's own random effects
@@ -634,7 +635,8 @@ def observed_dataset(design: Design) -> xr.Dataset:
 
     ``ct_obs`` (``ct_scan``): the CT scores (0-24); ``lab_obs`` (``lab_value``): the lab values
     in the data's units (the model sees them on its modelling scale,
-    :func:`~bayesct.modeling.design.to_model_scale`); ``died_obs`` (``patient``): 1 for a death.
+    :func:`~bayesct.modeling.design.to_model_scale`); ``died_obs`` (``patient``, or
+    ``outcome_patient`` when some outcome is unknown: the patients of known outcome): 1 for a death.
     Each scan and lab value carries its patient, day (and lab) as coordinates.
     """
     from bayesct.modeling.design import from_model_scale
@@ -659,9 +661,9 @@ def observed_dataset(design: Design) -> xr.Dataset:
             attrs={"units": "CT severity score (0-24)"},
         ),
         "died_obs": xr.DataArray(
-            np.asarray(design.died).astype(np.int64),
-            dims="patient",
-            coords={"patient": pids},
+            design.died[design.known_patients].astype(np.int64),
+            dims=design.outcome_dim,
+            coords={design.outcome_dim: pids[design.known_patients]},
             attrs={"units": "1 died, 0 survived"},
         ),
     }

@@ -23,7 +23,7 @@ import xarray as xr
 
 from bayesct.effect_law import EffectLaw
 from bayesct.errors import SpecError
-from bayesct.likelihoods import CTLikelihood, LabLikelihood
+from bayesct.likelihoods import CTLikelihood, LabLikelihood, death_loglik
 from bayesct.modeling.builders import lab_marginal_logp, labs_groups
 from bayesct.modeling.design import Design, covariate_matrix, spline_basis, time_transform
 from bayesct.modeling.spec import ModelSpec
@@ -120,7 +120,8 @@ class PosteriorModel:
         if self.spec.by_group:
             if group is None:
                 raise SpecError("this model has outcome-group curves: give the group of each point")
-            f = np.einsum("nb,snb->sn", B, W[:, np.asarray(group), marker, :])
+            # the outcome group, 0 or 1 (a by-group design has every outcome known)
+            f = np.einsum("nb,snb->sn", B, W[:, np.asarray(group).astype(np.int64), marker, :])
         else:
             f = W[:, marker, :] @ B.T
         return self.design.marker_centre[marker] + f
@@ -247,7 +248,8 @@ class PosteriorModel:
     def patient_loglik(
         self, effects: np.ndarray | None = None, parts: tuple[str, ...] = ("ct", "labs", "death")
     ) -> np.ndarray:
-        """(S, n_patients) log-likelihood of each patient's data (CT, labs, death) given the draw.
+        """(S, n_patients) log-likelihood of each patient's data (CT, labs, death) given the draw
+        (a patient of unknown outcome has no death term).
 
         For the factor structure the lab-specific intercepts are integrated out, as in the fit.
         Used for patient-level PSIS-LOO. ``parts`` selects the data: any of ``"ct"``,
@@ -292,8 +294,6 @@ class PosteriorModel:
                 lp = self.lab_likelihood.logpdf(resid, labs.marker - 1)
                 for j in range(S):
                     out[j] += np.bincount(labs.patient, weights=lp[j], minlength=d.n_patients)
-        if self.spec.mortality and "death" in parts:
-            logit = self.mortality_logit(eff, d.covariates)
-            y = d.died[None, :]
-            out += y * -np.logaddexp(0, -logit) + (1 - y) * -np.logaddexp(0, logit)
+        if self.spec.mortality and "death" in parts:  # 0 for an outcome not known yet
+            out += death_loglik(d.died[None, :], logit=self.mortality_logit(eff, d.covariates))
         return out

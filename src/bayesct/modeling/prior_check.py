@@ -106,7 +106,7 @@ def prior_predictive_check(
         rows.append(
             {
                 "quantity": "mortality (share died)",
-                "observed_median": float(design.died.mean()),
+                "observed_median": float(design.died[design.known_patients].mean()),
                 "prior_median": float(med),
                 "prior_lo": float(lo),
                 "prior_hi": float(hi),

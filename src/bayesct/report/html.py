@@ -516,7 +516,9 @@ def _header(fit: FitResult) -> list[tuple[str, str]]:
         ("model", f"{fit.spec.name}: {fit.spec.description}"),
         (
             "cohort",
-            f"{_count(c.n_patients)} patients ({_count(c.n_deaths)} died), {_count(c.n_visits)} visits, "
+            f"{_count(c.n_patients)} patients ({_count(c.n_deaths)} died"
+            + (f", {_count(c.n_outcome_unknown)} of unknown outcome" if c.n_outcome_unknown else "")
+            + f"), {_count(c.n_visits)} visits, "
             f"{_count(c.n_scans)} CT scans; from {c.source}",
         ),
         ("seed", "not recorded" if s.get("seed") is None else _count(s["seed"])),
@@ -532,10 +534,12 @@ def _cohort_section(fit: FitResult) -> Section:
     rows = [
         [Cell("patients"), Cell(_count(c.n_patients), cls="num")],
         [Cell("deaths"), Cell(_count(c.n_deaths), cls="num")],
-        [Cell("survivors"), Cell(_count(c.n_patients - c.n_deaths), cls="num")],
+        [Cell("survivors"), Cell(_count(c.n_survivors), cls="num")],
         [Cell("visits"), Cell(_count(c.n_visits), cls="num")],
         [Cell("CT scans"), Cell(_count(c.n_scans), cls="num")],
     ]
+    if c.n_outcome_unknown:
+        rows.insert(3, [Cell("outcome unknown"), Cell(_count(c.n_outcome_unknown), cls="num")])
     for m in c.markers:
         rows.append([Cell(f"values of {_marker(m)}"), Cell(_count(c.visits[m].notna().sum()), cls="num")])
     sec = Section("cohort", "The cohort")
@@ -543,6 +547,8 @@ def _cohort_section(fit: FitResult) -> Section:
     if c.covariates:
         sec.paragraphs.append("Patient covariates: " + ", ".join(c.covariates) + ".")
     sec.notes.extend(c.notes)
+    if c.outcome_note is not None and c.outcome_note not in c.notes:
+        sec.notes.append(c.outcome_note)
     return sec
 
 
@@ -723,12 +729,17 @@ def _grid_patient(grid: pd.DataFrame, patient: Mapping[str, Any] | None) -> str:
 
 def _classical_section(fit: FitResult, tables: Mapping[str, pd.DataFrame]) -> Section:
     from bayesct.classical import findings
+    from bayesct.classical._common import NOTE_ATTR
 
     sec = Section("classical", "The paper's frequentist tables on this cohort")
     sec.paragraphs.append(
         "Recomputed with the paper's own tests (bayesct.classical); each answers one question on its own."
     )
     sec.notes.extend(str(s) for s in findings(dict(tables))["sentence"])
+    # the tables split by outcome leave out the patients of unknown outcome: said once
+    left_out = next((str(t.attrs[NOTE_ATTR]) for t in tables.values() if t.attrs.get(NOTE_ATTR)), "")
+    if left_out:
+        sec.notes.append(f"The tables by outcome: {left_out}.")
     for key, title, cols in CLASSICAL_TABLES:
         if key in tables:
             sec.tables.append(frame_table(tables[key], cols, caption=title))

@@ -58,6 +58,8 @@ def fit_section(fit_dir: Path, fit: FitResult | None = None) -> list[str]:
     result = fit if fit is not None else FitResult.load(fit_dir)
     diag = result.diagnostics
     lines = [f"## Model `{result.spec.name}`", "", result.spec.description, ""]
+    if result.cohort.outcome_note is not None:
+        lines += [f"Note: {result.cohort.outcome_note}.", ""]
     if not diag.passed:
         lines += ["> **WARNING — convergence gates failed.** The numbers below are not reliable.", ""]
         lines += [f"> - {f}" for f in diag.failures] + [""]
