@@ -108,6 +108,17 @@ def test_fitting_code_imports_no_checks_or_report():
         assert not bad, f"{path.name} imports {bad}"
 
 
+def test_only_the_report_and_the_command_import_the_report():
+    """data -> model -> fit -> checks / risk -> report -> CLI: nothing below the report imports it."""
+    above = {"cli.py", "demo.py", "__init__.py"}
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] == "report" or str(rel) in above:
+            continue
+        bad = [m for m in _imports(path) if m.startswith("bayesct.report")]
+        assert not bad, f"{rel} imports {bad}"
+
+
 def test_only_the_cli_imports_argparse():
     users = sorted(str(path.relative_to(SRC)) for path in SRC.rglob("*.py") if "argparse" in _imports(path))
     assert users == ["cli.py"]

@@ -100,7 +100,7 @@ from bayesct.effect_law import standardised_from_normal
 from bayesct.errors import BayesctError, DataValidationError, SpecError
 from bayesct.likelihoods import cs_normal_logpdf
 from bayesct.modeling.design import scan_terms
-from bayesct.report.format import interval
+from bayesct.modeling.diagnostics import interval
 
 __all__ = [
     "PERIOD_MID_DAYS",

@@ -67,6 +67,14 @@ class Diagnostics:
         return "CONVERGENCE GATES FAILED: " + head + ".\n" + "\n".join(f"  - {f}" for f in self.failures)
 
 
+def interval(draws: np.ndarray, ci_prob: float = CI_PROB) -> tuple[float, float, float]:
+    """Median and central (equal-tailed) ``ci_prob`` interval of a 1-D sample: ``(median, lo, hi)``
+    (the one statement of it: the risk answers and every printed ``median [95% CrI]``)."""
+    d = np.asarray(draws, dtype=float).ravel()
+    lo, med, hi = np.quantile(d, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
+    return float(med), float(lo), float(hi)
+
+
 #: A fit is run again with more draws (``JointModel.fit(extend=True)``, the default when the
 #: draws are the spec's) at most this many times the draws asked for.
 EXTEND_CAP: float = 4.0

@@ -10,13 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesct.constants import CI_PROB
-
-
-def interval(draws: np.ndarray, ci_prob: float = CI_PROB) -> tuple[float, float, float]:
-    """Median and central (equal-tailed) interval of a 1-D sample."""
-    d = np.asarray(draws, dtype=float).ravel()
-    lo, med, hi = np.quantile(d, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
-    return float(med), float(lo), float(hi)
+from bayesct.modeling.diagnostics import interval
 
 
 def sig_digits(value: float, mcse: float | None = None, default: int = 3) -> int:

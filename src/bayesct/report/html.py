@@ -1429,8 +1429,8 @@ def slowest_parameters(
     """
     import warnings
 
+    from bayesct.modeling.diagnostics import interval
     from bayesct.modeling.mcmc_stats import diagnose_dataset
-    from bayesct.report.format import interval
 
     names = [str(v) for v in post.data_vars if not str(v).endswith("_z")]
     sub = post[names]
