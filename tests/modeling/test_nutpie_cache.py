@@ -184,3 +184,42 @@ def test_nutpie_is_imported_without_arviz_plots():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "True", "True", "True"]
+
+
+_SAME_FIT = """
+import hashlib, warnings
+import numpy as np
+from bayesct.data import simulate_cohort
+from bayesct.modeling.fit import JointModel
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore")
+    cohort = simulate_cohort(20, seed=2027).cohort
+    fit = JointModel("ct_only").fit(cohort, draws=100, tune=100, chains=2, seed=3, cores=2)
+    print(hashlib.sha256(np.ascontiguousarray(fit.posterior["re_cov_stds"].values).tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_first_fit_of_a_cohort_draws_what_every_later_fit_draws(tmp_path):
+    """Two processes fit the same never-seen cohort with the same seed: the first compiles the
+    model with every cache empty, the second loads it. Their draws agree bit for bit (with
+    PyTensor's fast-math they did not: a fresh and a cached build differed in their last bits)."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit_once.py"
+    script.write_text(_SAME_FIT)
+    env = os.environ | {
+        "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}",
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+    }
+    digests = [
+        subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, check=True, timeout=600
+        ).stdout.split()[-1]
+        for _ in range(2)
+    ]
+    assert (tmp_path / "pytensor" / "bayesct").is_dir()  # the second process could load the record
+    assert digests[0] == digests[1]

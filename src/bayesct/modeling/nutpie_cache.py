@@ -50,7 +50,7 @@ from numba.core.caching import FunctionCache
 from numba.core.dispatcher import Dispatcher
 from numba.core.sigutils import normalize_signature
 
-_KEY_VERSION = "2"
+_KEY_VERSION = "3"  # 3: compiled without fast-math (compile_model)
 _LOCK = threading.Lock()
 _recorded: dict[str, str] | None = None  # callback name -> graph key, while compiling
 
@@ -400,7 +400,20 @@ def compile_model(model: Any, key: str | None = None, unjittered: Collection[str
     ``key`` is :func:`model_key` of the design ``model`` was built from; without
     it only the C callbacks are cached. Chains start at :class:`JitteredPoint`, with
     the free variables named in ``unjittered`` at their support point.
+
+    PyTensor's numba backend is asked for no fast-math (``numba__fastmath=False``): with it,
+    LLVM may reassociate floating-point sums, and a graph compiled afresh and the same graph
+    loaded from PyTensor's cache then differ in their last bits, which NUTS amplifies: the
+    first fit of a cohort drew other numbers than every later fit with the same seed. Without
+    it the fresh and the cached builds agree bit for bit (``tests/modeling/test_nutpie_cache.py``).
     """
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        return _compile_model(model, key, unjittered)
+
+
+def _compile_model(model: Any, key: str | None, unjittered: Collection[str]) -> Any:
     nutpie = import_nutpie()
 
     unjittered = _value_names(model, unjittered)
