@@ -16,6 +16,7 @@ history terms) starts its workers once; :func:`active` says whether a session is
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +24,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["active", "client", "run_tasks", "session"]
+import numpy as np
+
+__all__ = ["active", "chunks", "client", "run_tasks", "session"]
 
 _SESSION: ContextVar[Any] = ContextVar("bayesct_engine_session", default=None)
 
@@ -55,6 +58,12 @@ def client(scheduler: str | None = None, n_tasks: int = 1, workers: int | None =
     finally:
         c.close()
         cluster.close()
+
+
+def chunks(n: int, k: int) -> list[list[int]]:
+    """``range(n)`` in at most ``k`` contiguous, non-empty chunks of near-equal size (the tasks of a job)."""
+    bounds = np.linspace(0, n, max(1, min(n, k)) + 1).astype(int)
+    return [list(range(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @contextmanager

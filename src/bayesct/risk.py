@@ -79,7 +79,6 @@ a :class:`~bayesct.errors.SpecError` says so.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -1283,10 +1282,7 @@ def history_terms(
     log_marginal = np.empty((pm.n_draws, n))
     if engine.active() and n > 1:
         # inside an engine session: the patients in a few chunks per worker, the same seeds
-        bounds = np.linspace(0, n, min(n, 8) + 1).astype(int)
-        tasks = [
-            (list(range(a, b)), tuple(parts), n_effects, seed, until) for a, b in itertools.pairwise(bounds)
-        ]
+        tasks = [(idx, tuple(parts), n_effects, seed, until) for idx in engine.chunks(n, 8)]
         light = dataclasses.replace(pm, memo={})
         for j, result in engine.run_tasks(_history_chunk, tasks, shared=light, name="bayesct-history"):
             if isinstance(result, BaseException):

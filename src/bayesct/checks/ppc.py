@@ -75,7 +75,6 @@ Summaries (:func:`summarise_statistics`, :func:`summarise_findings`)
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import time
@@ -425,12 +424,11 @@ def parallel_mixed_statistics(
     ``workers`` local processes, default one per core), in a few chunks per worker; index -> statistics.
 
     A chunk that fails raises :class:`PPCError` (the mixed models catch their own fitting errors)."""
+    from bayesct.engine import chunks as split
     from bayesct.engine import run_tasks
 
     n_workers = max(1, workers or os.cpu_count() or 1)
-    n_chunks = min(len(cohorts), 4 * n_workers)
-    bounds = np.linspace(0, len(cohorts), n_chunks + 1).astype(int)
-    chunks = [list(range(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
+    chunks = split(len(cohorts), 4 * n_workers)
     tasks = [([cohorts[i] for i in idx], markers) for idx in chunks]
     out: dict[int, dict[str, float]] = {}
     for j, result in run_tasks(_mixed_chunk, tasks, workers=n_workers, name="bayesct-ppc-mixed"):
@@ -1145,6 +1143,7 @@ def posterior_predictive_check(
     keys = list(obs)
     mat = np.full((replicates, len(keys)), np.nan)
     t_scan = t_mixed = 0.0
+    mixed_cohorts: list[Cohort] = []  # replicated cohorts whose mixed models run on the engine
     for r in range(replicates):
         rep = reps_out.cohort(r)
         ts = time.perf_counter()
@@ -1158,14 +1157,14 @@ def posterior_predictive_check(
             ts = time.perf_counter()
             st.update(mixed_statistics(rep, mixed_markers))
             t_mixed += time.perf_counter() - ts
+        elif r < n_mixed:
+            mixed_cohorts.append(rep)
         mat[r] = [st.get(k, math.nan) for k in keys]
     timings["statistics"] = t_scan
-    if n_mixed and workers != 1:
+    if mixed_cohorts:
         ts = time.perf_counter()
         column = {k: j for j, k in enumerate(keys)}
-        for r, st in parallel_mixed_statistics(
-            [reps_out.cohort(r) for r in range(n_mixed)], mixed_markers, workers=workers
-        ).items():
+        for r, st in parallel_mixed_statistics(mixed_cohorts, mixed_markers, workers=workers).items():
             for k, v in st.items():
                 if k in column:
                     mat[r, column[k]] = v
