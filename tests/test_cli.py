@@ -29,7 +29,7 @@ def default_csv(tmp_path_factory):
 
 
 def test_every_subcommand_has_help(capsys):
-    for sub in ["simulate", "validate", "classical", "fit", "priors", "prior-check", "check", "risk", "demo"]:
+    for sub in ["simulate", "validate", "classical", "fit", "priors", "prior-check", "check", "sensitivity", "compare", "risk", "demo"]:
         with pytest.raises(SystemExit) as exc:
             main([sub, "--help"])
         assert exc.value.code == 0
@@ -301,3 +301,25 @@ def test_a_real_cohort_fits_mapped_header_dates_declared_lab_unknown_outcome(tmp
     assert fit.cohort.n_outcome_unknown == 1
     assert fit.tree["observed_data"]["died_obs"].sizes["outcome_patient"] == 29
     np.testing.assert_array_equal(fit.cohort.visits["day"], frame["day"])
+
+
+@pytest.mark.slow
+def test_sensitivity_refits_a_saved_fit_with_scaled_priors(tmp_path, capsys):
+    """``bayesct sensitivity``: a saved scan_logistic fit refitted with its priors' SDs x0.25 and x4
+    (in this process), every quantity's median [95% CrI] printed and written whole to the CSV."""
+    data = tmp_path / "cohort.csv"
+    assert main(["simulate", "--patients", "40", "--seed", "11", "--out", str(data)]) == 0
+    fit_dir = tmp_path / "fit"
+    argv = ["fit", str(data), "--model", "scan_logistic", "--draws", "300", "--tune", "300", "--chains", "2"]
+    assert main([*argv, "--seed", "2", "--out", str(fit_dir)]) == 0
+    capsys.readouterr()
+    out_csv = tmp_path / "refits.csv"
+    argv = ["sensitivity", str(fit_dir), "--factors", "0.25,4", "--workers", "1", "--out", str(out_csv)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Mortality priors refitted" in out and "x0.25:" in out and "x4:" in out
+    assert "P(death | CT 12, day 8)" in out
+    table = pd.read_csv(out_csv)
+    assert set(table["priors"]) == {"as fitted", "x0.25", "x4"}
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert main(["sensitivity", str(tmp_path / "nowhere")]) != 0

@@ -32,7 +32,7 @@ def test_compile_notice_only_without_a_cache_record(monkeypatch, cached: bool, t
     lines: list[str] = []
     with pytest.raises(_Stop):
         JointModel("joint").fit(simulate_cohort(12, seed=1).cohort, notify=lines.append)
-    assert (lines == ["compiling the model (first fit of this cohort)…"]) is told
+    assert (lines == ["compiling the model (first fit of this model)…"]) is told
     if not told:
         assert lines == []
 

@@ -44,23 +44,37 @@ def test_callback_key_is_stable_and_refuses_unkeyable_closures():
     assert callback_key(_closure(object())) is None
 
 
-def test_model_key_follows_the_data_and_the_spec(small_cohort):
+def test_model_key_is_one_per_model_whatever_the_cohort(small_cohort):
+    """Cohorts of other sizes and values share a spec's key; another spec or prior does not."""
+    from bayesct.data.simulate import simulate_cohort
+
     jm = JointModel("joint")
-    design = jm.design(small_cohort)
-    key = model_key(design)
-    assert key is not None and key == model_key(jm.design(small_cohort))
-    assert model_key(JointModel("ct_only").design(small_cohort)) != key
-    # one CT score changed
-    ct = dataclasses.replace(design.ct, value=design.ct.value.copy())
-    ct.value[0] = (ct.value[0] + 1) % 25
-    assert model_key(dataclasses.replace(design, ct=ct)) != key
-    # one prior scale changed
-    spec = design.spec
+    key = model_key(jm.build(small_cohort))
+    assert key == model_key(jm.build(simulate_cohort(17, seed=5).cohort))
+    assert key == model_key(jm.build(simulate_cohort(61, seed=6).cohort))
+    assert model_key(JointModel("ct_only").build(small_cohort)) != key
+    spec = jm.spec
     name = next(iter(spec.priors))
     prior = spec.priors[name]
     params = {k: v * 2 for k, v in prior.params.items()}
     spec2 = dataclasses.replace(spec, priors={**spec.priors, name: dataclasses.replace(prior, params=params)})
-    assert model_key(dataclasses.replace(design, spec=spec2)) != key
+    assert model_key(JointModel(spec2).build(small_cohort)) != key
+
+
+def test_no_array_of_the_cohort_is_a_constant_of_the_graph(small_cohort):
+    """The builders put the cohort's arrays into model data: the graph's constants are the
+    spec's and the structure's only (none as long as the cohort's scans or lab values)."""
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import graph_inputs
+
+    for name in ("joint", "ct_only", "joint_zones", "scan_logistic"):
+        model = JointModel(name).build(small_cohort)
+        sizes = {
+            len(model.coords[d]) for d in ("patient", "ct_scan", "lab_value", "scan") if d in model.coords
+        }
+        for var in graph_inputs([model.logp()]):
+            if isinstance(var, Constant):
+                assert np.size(var.data) not in sizes or np.size(var.data) <= 2, (name, var)
 
 
 def test_jittered_point_is_seeded():
@@ -99,33 +113,81 @@ def _logp_and_grad(compiled, x):
     return float(logp), grad
 
 
+def _point(compiled, x):
+    """The PyMC point (value variables by name) of nutpie's flat point ``x``."""
+    names, slices, shapes = compiled.shape_info
+    return {
+        n: x[sl].reshape(sh)
+        for n, sl, sh in zip(names, slices, shapes, strict=False)
+        if sl.stop <= compiled.n_dim
+    }
+
+
+@pytest.fixture
+def fresh_programs(tmp_path, monkeypatch):
+    """An empty program cache (in this process and on disk) and a count of the compilations."""
+    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
+    monkeypatch.setattr(nutpie_cache, "_PROGRAMS", {})
+    compiled: list[str] = []
+    real = nutpie_cache._compile_program
+
+    def counting(model, key, cache):
+        compiled.append(key)
+        return real(model, key, cache)
+
+    monkeypatch.setattr(nutpie_cache, "_compile_program", counting)
+    return compiled
+
+
 @pytest.mark.slow
-def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypatch):
+def test_one_compiled_model_serves_cohorts_of_other_sizes(fresh_programs):
+    """The joint spec compiles once; a cohort of another size then binds to the same program, and
+    its log-density and gradient are PyMC's own for that cohort."""
+    from bayesct.data.simulate import simulate_cohort
+
+    jm = JointModel("joint")
+    first = nutpie_cache.compile_model(jm.build(simulate_cohort(25, seed=1).cohort))
+    assert len(fresh_programs) == 1
+    model = jm.build(simulate_cohort(48, seed=2, unknown_outcome=3).cohort)
+    other = nutpie_cache.compile_model(model)
+    assert len(fresh_programs) == 1  # not compiled again
+    assert other.compiled_logp_func is first.compiled_logp_func and other.n_dim > first.n_dim
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x = other.initial_point_func(int(rng.integers(1000))) + rng.normal(scale=0.1, size=other.n_dim)
+        lp, grad = _logp_and_grad(other, x)
+        point = _point(other, x)
+        assert lp == pytest.approx(float(logp(point)), rel=1e-10)
+        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_cached_compilation_matches_a_fresh_one(small_cohort, fresh_programs, tmp_path, monkeypatch):
     import nutpie
 
-    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
     design = JointModel("scan_logistic").design(small_cohort)
-    key = model_key(design)
     model = _with_a_scale(build_model(design))
+    key = model_key(model)
     transformed = next(rv.name for rv in model.free_RVs if model.rvs_to_transforms[rv] is not None)
     held = {
         "mort_beta",
         transformed,
     }  # by variable name: a transformed one is sampled as <name>_<transform>__
     fresh = nutpie_cache.compile_model(model, key, unjittered=held)
-    record = json.loads((tmp_path / f"{key}.json").read_text())
-    assert record["n_dim"] == fresh.n_dim
+    assert fresh_programs == [key] and (tmp_path / f"{key}.json").is_file()
+    monkeypatch.setattr(nutpie_cache, "_PROGRAMS", {})  # as in a new process: from the record
     cached = nutpie_cache.compile_model(_with_a_scale(build_model(design)), key, unjittered=held)
-    n = fresh.n_dim
-    assert cached.logp_func is None  # rebuilt from the record: no PyTensor compilation
+    assert fresh_programs == [key]  # loaded, not compiled
     assert cached.compiled_logp_func.cache_hits == 1
+    n = fresh.n_dim
     assert cached.shape_info[0] == fresh.shape_info[0]
     # both start every chain at the same points, with the held variables unjittered
     names, slices = fresh.shape_info[0], fresh.shape_info[1]
     value_name = model.rvs_to_values[model[transformed]].name
     assert value_name != transformed and value_name in names
     held_at = np.r_[tuple(np.arange(n)[slices[names.index(v)]] for v in ("mort_beta", value_name))]
-    support = np.asarray(record["support_point"])
+    support = fresh.initial_point_func.support
     for seed in (0, 1):
         start = fresh.initial_point_func(seed)
         np.testing.assert_array_equal(start, cached.initial_point_func(seed))
@@ -143,30 +205,45 @@ def test_cached_compilation_matches_a_fresh_one(small_cohort, tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_a_stale_record_falls_back_to_compiling(small_cohort, tmp_path, monkeypatch):
-    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
-    design = JointModel("scan_logistic").design(small_cohort)
-    key = model_key(design)
+def test_a_stale_record_falls_back_to_compiling(small_cohort, fresh_programs, tmp_path, monkeypatch):
+    model = build_model(JointModel("scan_logistic").design(small_cohort))
+    key = model_key(model)
     path = tmp_path / f"{key}.json"
-    nutpie_cache.compile_model(build_model(design), key)
+    nutpie_cache.compile_model(model, key)
     record = json.loads(path.read_text())
     good = record["logp_key"]
     path.write_text(json.dumps(record | {"logp_key": "0" * 64}))  # a callback no cache holds
-    compiled = nutpie_cache.compile_model(build_model(design), key)
-    assert compiled.logp_func is not None  # compiled afresh
+    monkeypatch.setattr(nutpie_cache, "_PROGRAMS", {})
+    nutpie_cache.compile_model(model, key)
+    assert fresh_programs == [key, key]  # compiled afresh
     assert json.loads(path.read_text())["logp_key"] == good  # and the record rewritten
     path.write_text("{not json")
-    assert nutpie_cache.compile_model(build_model(design), key).logp_func is not None
+    monkeypatch.setattr(nutpie_cache, "_PROGRAMS", {})
+    nutpie_cache.compile_model(model, key)
+    assert fresh_programs == [key] * 3
 
 
 @pytest.mark.slow
-def test_the_cache_can_be_turned_off(small_cohort, tmp_path, monkeypatch):
-    monkeypatch.setattr(nutpie_cache, "_record_path", lambda key: tmp_path / f"{key}.json")
+def test_the_cache_can_be_turned_off(small_cohort, fresh_programs, tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESCT_NO_COMPILE_CACHE", "1")
-    design = JointModel("scan_logistic").design(small_cohort)
-    compiled = nutpie_cache.compile_model(build_model(design), model_key(design))
-    assert compiled.logp_func is not None
-    assert not list(tmp_path.iterdir())
+    model = build_model(JointModel("scan_logistic").design(small_cohort))
+    nutpie_cache.compile_model(model)
+    nutpie_cache.compile_model(model)
+    assert len(fresh_programs) == 2
+    assert not list(tmp_path.iterdir()) and not nutpie_cache._PROGRAMS
+
+
+def test_nutpie_is_pinned_to_the_minor_version_whose_internals_are_used():
+    """compile_model builds nutpie's CompiledPyMCModel and calls _prepare_dims_and_coords, as
+    nutpie 0.16 defines them: an upgrade must come with a check of both."""
+    from importlib.metadata import version
+
+    import nutpie.compile_pymc as ncp
+
+    assert version("nutpie").startswith("0.16.")
+    fields = {f.name for f in dataclasses.fields(ncp.CompiledPyMCModel)}
+    assert {"compiled_logp_func", "compiled_expand_func", "user_data", "shared_data", "_n_dim"} <= fields
+    assert callable(ncp._prepare_dims_and_coords)
 
 
 def test_nutpie_is_imported_without_arviz_plots():

@@ -145,7 +145,7 @@ def test_zone_columns_are_the_ct_likelihood_where_given():
     cohort = type(cohort).from_frames(visits, cohort.patients.reset_index(), source="test")
     model = JointModel("joint_zones").build(cohort)
     assert {"ct_zone_obs", "ct_obs"} <= {rv.name for rv in model.observed_RVs}
-    observed = {rv.name: model.rvs_to_values[rv].data for rv in model.observed_RVs}
+    observed = {rv.name: model.rvs_to_values[rv].eval() for rv in model.observed_RVs}
     assert observed["ct_zone_obs"].shape == (cohort.n_scans - 1, 6)
     assert observed["ct_obs"].shape == (1,)
     assert "ct_zone_offset" in {rv.name for rv in model.free_RVs}
@@ -426,7 +426,7 @@ def test_mortality_likelihood_runs_over_the_patients_of_known_outcome(name, unkn
     assert model.named_vars_to_dims["died_obs"] == (OUTCOME_DIM,)
     assert list(model.coords[OUTCOME_DIM]) == list(unknown_cohort.patient_ids[known])
     assert len(model.coords["patient"]) == unknown_cohort.n_patients  # every patient keeps its effects
-    observed = model.rvs_to_values[model["died_obs"]].data
+    observed = model.rvs_to_values[model["died_obs"]].eval()
     assert observed.shape == (int(known.sum()),)
     np.testing.assert_array_equal(observed, unknown_cohort.patients["died"].to_numpy()[known])
     obs = observed_dataset(design)["died_obs"]

@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 
 from bayesct.constants import CT, CT_MAX, CT_ZONES, GROUP_LABELS, N_ZONES, ZONE_MAX
 from bayesct.data.labs import lab_direction
@@ -105,6 +106,7 @@ from bayesct.modeling.design import (
 from bayesct.modeling.kernels import (
     beta_binomial_logit,
     lab_marginal,
+    lab_size_pairs,
     linear_predictor,
     zone_sum_logit,
 )
@@ -130,10 +132,11 @@ def _scaled_params(
     p = prior if prior is not None else spec.prior(pname)
     params: dict[str, Any] = dict(p.params)
     if p.marker_scaled and scale is not None:
+        s = scale if isinstance(scale, Variable) else np.asarray(scale)
         if "sigma" in params:
-            params["sigma"] = params["sigma"] * np.asarray(scale)
+            params["sigma"] = params["sigma"] * s
         if "lam" in params:
-            params["lam"] = params["lam"] / np.asarray(scale)
+            params["lam"] = params["lam"] / s
     return p.dist, params
 
 
@@ -165,7 +168,7 @@ UNJITTERED_START: tuple[str, ...] = ("loading_lab", "loading_magnitude", "severi
 LOADING_MAGNITUDE_START = 0.1
 
 
-def _lab_loadings(spec: ModelSpec, design: Design) -> pt.TensorVariable:
+def _lab_loadings(spec: ModelSpec, design: Design, scale: pt.TensorVariable) -> pt.TensorVariable:
     """The labs' loadings on the shared severity, ``loading_lab`` (dims lab).
 
     ``random_effects.loading_signs = "free"``: ``loading_lab`` is sampled with the spec's
@@ -175,19 +178,23 @@ def _lab_loadings(spec: ModelSpec, design: Design) -> pt.TensorVariable:
     of the ``loading`` prior (:func:`~bayesct.modeling.spec.loading_magnitude_prior`). With
     the CT score's loading fixed at +1, no lab can then set the severity's sign against the
     CT score: the reflected mode (see :data:`UNJITTERED_START`) is outside the model.
+
+    ``scale`` is the labs' scales as model data; the start is computed from the design's.
     """
-    scale = design.marker_scale[1:]
     if spec.loading_signs == "free":
         return prior_var(spec, "loading", scale=scale, dims="lab", name="loading_lab")
     direction = np.array([lab_direction(m, design.declared_labs) for m in design.markers[1:]], dtype=float)
     prior = loading_magnitude_prior(spec.prior("loading"))
     dist, params = _scaled_params(spec, "loading", scale, prior=prior)
-    prior_scale = params["sigma"] if "sigma" in params else 1.0 / params["lam"]
-    start = LOADING_MAGNITUDE_START * np.broadcast_to(np.asarray(prior_scale, dtype=float), scale.shape)
+    _, start_params = _scaled_params(spec, "loading", design.marker_scale[1:], prior=prior)
+    prior_scale = start_params["sigma"] if "sigma" in start_params else 1.0 / start_params["lam"]
+    start = LOADING_MAGNITUDE_START * np.broadcast_to(
+        np.asarray(prior_scale, dtype=float), len(design.markers) - 1
+    )
     magnitude = getattr(pm, dist)(
         "loading_magnitude", **_keyword_args(dist, params), dims="lab", initval=start.copy()
     )
-    return pm.Deterministic("loading_lab", pt.as_tensor(direction) * magnitude, dims="lab")
+    return pm.Deterministic("loading_lab", pm.Data("lab_direction", direction) * magnitude, dims="lab")
 
 
 # Half-distributions and the symmetric distribution whose absolute value has that law.
@@ -237,7 +244,7 @@ def _lkj_eta(spec: ModelSpec, pname: str) -> float:
     return float(p.params.get("eta", 2.0))
 
 
-def _population_curves(spec: ModelSpec, design: Design, dims_prefix: tuple[str, ...], shift):
+def _population_curves(spec: ModelSpec, scale: pt.TensorVariable, dims_prefix: tuple[str, ...], shift):
     """Spline coefficient matrix W (..., marker, basis), deviations from the marker's centre.
 
     Independent normal priors on the B-spline coefficients: the basis is a
@@ -249,9 +256,8 @@ def _population_curves(spec: ModelSpec, design: Design, dims_prefix: tuple[str, 
     The sampled variable is ``spline_coef_cohort = W + shift``, the curve of the
     cohort's average patient, which the data pin down; ``spline_coef`` (W, the
     population curve) is a deterministic. Same model, better geometry
-    (:func:`_cohort_mean_split`).
+    (:func:`_cohort_mean_split`). ``scale`` is the markers' scales (model data).
     """
-    scale = design.marker_scale
     dims = (*dims_prefix, "marker", "basis")
     W_cohort = prior_var(
         spec, "spline_coef", scale=scale[:, None], dims=dims, name="spline_coef_cohort", shift=shift
@@ -276,7 +282,7 @@ def ct_severity_start(design: Design) -> np.ndarray:
 
 
 def _cohort_mean_split(
-    name: str, n_patients: int, start: np.ndarray | None = None
+    name: str, start: np.ndarray | None = None
 ) -> tuple[pt.TensorVariable, pt.TensorVariable]:
     """Standard-normal patient effects ``z[patient, effect]`` as cohort mean plus zero-sum deviations.
 
@@ -298,8 +304,9 @@ def _cohort_mean_split(
     if start is not None:
         mean_start = start.mean(axis=0)
         dev_start = (start - mean_start).T
+    n_patients = pm.modelcontext(None).dim_lengths["patient"]
     dev = pm.ZeroSumNormal(f"{name}_dev", sigma=1.0, dims=("effect", "patient"), initval=dev_start)
-    mean = pm.Normal(f"{name}_mean", 0.0, 1.0 / np.sqrt(n_patients), dims="effect", initval=mean_start)
+    mean = pm.Normal(f"{name}_mean", 0.0, 1.0 / pt.sqrt(n_patients), dims="effect", initval=mean_start)
     return dev.T + mean[None, :], mean
 
 
@@ -309,6 +316,12 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
     ``fused`` computes the CT and lab likelihoods with the kernels of
     :mod:`bayesct.modeling.kernels` (numba and C modes); ``False`` builds the same
     densities from PyTensor operations (any mode, JAX included).
+
+    Every array computed from the cohort enters the graph as model data (``pm.Data``)
+    and every size as a dimension length, never as a constant: the log-density of a spec
+    is one graph whatever the cohort, so that one compilation serves every cohort
+    (:mod:`bayesct.modeling.nutpie_cache`). Only choices of the model's structure (the
+    markers, the covariates, whether the scans have zones) shape it.
     """
     spec = design.spec
     coords = design.coords()
@@ -319,10 +332,6 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
     if by_group:
         coords["group"] = [GROUP_LABELS[0], GROUP_LABELS[1]]
     K = len(design.markers)
-    centre = design.marker_centre
-    scale = design.marker_scale
-    g_ct = time_transform(ct.day, spec)
-    g_lab = time_transform(labs.day, spec)
     c_lin = linear_spline_coef(spec)  # B(t) @ c_lin = g(t) within the boundary
     g_ref = float(time_transform(np.array([spec.reference_day]), spec)[0])
     # Every observation, CT scores first: its patient and marker (0 = CT score).
@@ -331,19 +340,21 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
     # Every bounded parameter is sampled through a transform (or signed), so PyMC's support
     # checks can never fail: check_bounds=False drops them from the compiled log-density.
     with pm.Model(coords=coords, check_bounds=False) as model:
+        n_patients = model.dim_lengths["patient"]
+        scale = pm.Data("marker_scale", design.marker_scale)
         if spec.structure == "factor":
             model.add_coord("effect", ["intercept", "slope"])
             chol, corr, _ = pm.LKJCholeskyCov(
                 "severity_cov",
                 n=2,
                 eta=_lkj_eta(spec, "severity_corr"),
-                sd_dist=_sd_dist(spec, "severity_sd", np.ones(2)),
+                sd_dist=_sd_dist(spec, "severity_sd", np.ones(2), 2),
             )
             # The intercept-slope correlation by name, for reports (the SDs get their effect
             # names as ``severity_sd`` after sampling, in fit.py).
             pm.Deterministic("severity_rho", corr[0, 1])
             # The chol starts near the identity, so z's start is the severity's (UNJITTERED_START).
-            z, z_mean = _cohort_mean_split("severity", design.n_patients, ct_severity_start(design))
+            z, z_mean = _cohort_mean_split("severity", ct_severity_start(design))
             if spec.severity_law == "sinh_arcsinh":
                 # The level's standardised coordinate is a smooth increasing map of the normal z
                 # (bayesct.effect_law); the curves are then centred at the mapped effects' mean.
@@ -354,7 +365,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             u = pm.Deterministic("severity", pt.dot(z, chol.T), dims=("patient", "effect"))
             u_mean = pt.dot(chol, z_mean)  # the cohort mean of the severity effects
             if K > 1:
-                lam_lab = _lab_loadings(spec, design)
+                lam_lab = _lab_loadings(spec, design, scale[1:])
                 lam = pm.Deterministic("loading", pt.concatenate([pt.ones(1), lam_lab]), dims="marker")
             else:
                 lam = pt.ones(1)
@@ -377,7 +388,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             if spec.specific_intercepts and K > 1 and not marginal:
                 zv = pm.Normal("specific_z", 0.0, 1.0, dims=("patient", "lab"))
                 v_lab = pm.Deterministic("specific", zv * spec_sd, dims=("patient", "lab"))
-                v = pt.concatenate([pt.zeros((design.n_patients, 1)), v_lab], axis=1)
+                v = pt.concatenate([pt.zeros((n_patients, 1)), v_lab], axis=1)
             else:
                 v = None
             # Trajectory of observation j: loading[marker] (u[patient, 0] + u[patient, 1] g(t)),
@@ -385,7 +396,9 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             effects_flat, loading_vec = u.ravel(), lam
             a_idx = 2 * obs_patient
             b_idx = a_idx + 1
-            extra_lab = None if v is None else v.ravel()[labs.patient * K + labs.marker]
+            extra_lab = None
+            if v is not None:
+                extra_lab = v.ravel()[pm.Data("lab_specific_idx", labs.patient * K + labs.marker)]
 
             # for the mortality terms: effects, effects padded for "no slope", CT slope column
             effects_pat, effects_pat_pad, effects_mean, effects_mean_pad = u, u, u_mean, u_mean
@@ -394,12 +407,12 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             slopes = [m for m in design.markers if m in spec.slopes]
             effects = [f"{m}:intercept" for m in design.markers] + [f"{m}:slope" for m in slopes]
             model.add_coord("effect", effects)
-            e_scale = np.r_[scale, [scale[design.markers.index(m)] for m in slopes]]
+            e_scale = pt.concatenate([scale, scale[[design.markers.index(m) for m in slopes]]])
             E = len(effects)
-            z, z_mean = _cohort_mean_split("re", design.n_patients)
+            z, z_mean = _cohort_mean_split("re")
             if E > 1:
                 chol, _, _ = pm.LKJCholeskyCov(
-                    "re_cov", n=E, eta=_lkj_eta(spec, "re_corr"), sd_dist=_sd_dist(spec, "re_sd", e_scale)
+                    "re_cov", n=E, eta=_lkj_eta(spec, "re_corr"), sd_dist=_sd_dist(spec, "re_sd", e_scale, E)
                 )
                 b = pm.Deterministic("re", pt.dot(z, chol.T), dims=("patient", "effect"))
                 b_mean = pt.dot(chol, z_mean)
@@ -417,7 +430,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             for j, m in enumerate(slopes):
                 shift_basis[K + j, design.markers.index(m)] = c_lin
             curve_shift = pt.tensordot(b_mean, shift_basis, axes=1)
-            b_pad = pt.concatenate([b, pt.zeros((design.n_patients, 1))], axis=1)  # column -1 = no slope
+            b_pad = pt.concatenate([b, pt.zeros((n_patients, 1))], axis=1)  # column -1 = no slope
             slope_idx = np.where(slope_col < 0, E, slope_col)
             # Trajectory of observation j: b[patient, marker] + b_pad[patient, slope column] g(t).
             effects_flat, loading_vec, extra_lab = b_pad.ravel(), pt.ones(K), None
@@ -427,23 +440,26 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             effects_mean, effects_mean_pad = b_mean, pt.concatenate([b_mean, pt.zeros(1)])
             ct_slope_col, shared_names = int(slope_col[0]), [f"re[{e}]" for e in effects]
 
-        W = _population_curves(spec, design, ("group",) if by_group else (), curve_shift)
+        W = _population_curves(spec, scale, ("group",) if by_group else (), curve_shift)
         # The curves at the distinct observation days, flattened as ([group,] marker, day).
         days, day_idx = np.unique(np.r_[ct.day, labs.day], return_inverse=True)
         D = len(days)
-        curves = pt.matmul(W, spline_basis(days, spec).T).ravel()
+        curves = pt.matmul(W, pm.Data("day_basis", spline_basis(days, spec)).T).ravel()
         curve_idx = obs_marker * D + day_idx
         if by_group:
             curve_idx = curve_idx + design.died[obs_patient].astype(np.int64) * K * D
         predictor_data = {
-            "offset": centre[obs_marker],
+            "offset": design.marker_centre[obs_marker],
             "curve_idx": curve_idx,
             "loading_idx": obs_marker,
             "a_idx": a_idx,
             "b_idx": b_idx,
-            "time": np.r_[g_ct, g_lab],
+            "time": np.r_[time_transform(ct.day, spec), time_transform(labs.day, spec)],
         }
-        eta_ct, eta_lab = _predictor(curves, effects_flat, loading_vec, predictor_data, len(ct.day), fused)
+        predictor_data = {k: pm.Data(f"obs_{k}", v) for k, v in predictor_data.items()}
+        ct_value = pm.Data("ct_values", ct.value.astype(np.int64))
+        n_ct = ct_value.shape[0]
+        eta_ct, eta_lab = _predictor(curves, effects_flat, loading_vec, predictor_data, n_ct, fused)
         if extra_lab is not None:
             eta_lab = eta_lab + extra_lab
 
@@ -456,7 +472,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                 logp=_beta_binomial_logit_fused if fused else _beta_binomial_logit_logp,
                 random=_beta_binomial_logit_random,
                 dtype="int64",
-                observed=ct.value,
+                observed=ct_value,
                 dims="ct_scan",
             )
         elif spec.ct_likelihood == "zone_sum":
@@ -470,7 +486,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                     random=_zone_sum_random,
                     signature="(),(c)->()",
                     dtype="int64",
-                    observed=ct.value,
+                    observed=ct_value,
                     dims="ct_scan",
                 )
             else:
@@ -485,51 +501,57 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
                 model.add_coord("ct_zone_scan", np.flatnonzero(has).tolist())
                 pm.CustomDist(
                     "ct_zone_obs",
-                    eta_ct[np.flatnonzero(has)],
+                    eta_ct[pm.Data("ct_zone_rows", np.flatnonzero(has))],
                     cutpoints,
                     offsets,
                     logp=zones_logp,
                     random=_zones_random,
                     signature="(),(c),(z)->(z)",
                     dtype="int64",
-                    observed=design.ct_zones[has],
+                    observed=pm.Data("ct_zone_value", design.ct_zones[has].astype(np.int64)),
                     dims=("ct_zone_scan", "zone"),
                 )
                 if (~has).any():
                     model.add_coord("ct_total_scan", np.flatnonzero(~has).tolist())
                     pm.CustomDist(
                         "ct_obs",
-                        eta_ct[np.flatnonzero(~has)],
+                        eta_ct[pm.Data("ct_total_rows", np.flatnonzero(~has))],
                         cutpoints,
                         offsets,
                         logp=zone_sum_logp,
                         random=_zone_sum_random,
                         signature="(),(c),(z)->()",
                         dtype="int64",
-                        observed=ct.value[~has],
+                        observed=pm.Data("ct_total_value", ct.value[~has].astype(np.int64)),
                         dims="ct_total_scan",
                     )
         else:
-            pm.Binomial("ct_obs", n=CT_MAX, logit_p=eta_ct, observed=ct.value, dims="ct_scan")
+            pm.Binomial("ct_obs", n=CT_MAX, logit_p=eta_ct, observed=ct_value, dims="ct_scan")
 
         if K > 1:
             noise = prior_var(spec, "noise_sd", scale=scale[1:], dims="lab")
-            sd_obs = noise[labs.marker - 1]
+            sd_obs = noise[pm.Data("lab_idx", labs.marker - 1)]
+            lab_value = pm.Data("lab_values", labs.value)
             if spec.lab_likelihood == "student_t":
                 nu = prior_var(spec, "lab_nu")
-                pm.StudentT("lab_obs", nu=nu, mu=eta_lab, sigma=sd_obs, observed=labs.value, dims="lab_value")
+                pm.StudentT("lab_obs", nu=nu, mu=eta_lab, sigma=sd_obs, observed=lab_value, dims="lab_value")
             elif spec.structure == "factor" and spec_sd is not None:
                 # Gaussian lab-specific intercepts integrated out analytically (compound-symmetric
                 # normal per patient and lab): no funnel between specific_sd and the intercepts.
                 groups = labs_groups(design)
+                names = ("group", "lab_of_group", "patient_of_group", "group_size")
+                groups_t = tuple(pm.Data(f"lab_{n}", g) for n, g in zip(names, groups, strict=True))
+                pair_names = ("pair_of_group", "pair_lab", "pair_n")
+                pairs = lab_size_pairs(groups)[:3]
+                pairs_t = (*(pm.Data(f"lab_{n}", x) for n, x in zip(pair_names, pairs, strict=True)), None)
                 pm.Potential(
                     "lab_obs",
-                    lab_marginal(eta_lab, noise, spec_sd, labs.value, groups)
+                    lab_marginal(eta_lab, noise, spec_sd, lab_value, groups_t, pairs_t)
                     if fused
-                    else pt.sum(lab_marginal_logp(labs.value - eta_lab, groups, noise, spec_sd)),
+                    else pt.sum(lab_marginal_logp(lab_value - eta_lab, groups_t, noise, spec_sd)),
                 )
             else:
-                pm.Normal("lab_obs", mu=eta_lab, sigma=sd_obs, observed=labs.value, dims="lab_value")
+                pm.Normal("lab_obs", mu=eta_lab, sigma=sd_obs, observed=lab_value, dims="lab_value")
 
         if spec.mortality:
 
@@ -559,14 +581,18 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
             logit_p = a0_cohort + pt.dot(A - A_mean, gamma)
             if design.covariates.shape[1]:
                 beta = prior_var(spec, "mort_beta", dims="covariate")
-                logit_p = logit_p + pt.dot(design.covariates, beta)
+                logit_p = logit_p + pt.dot(pm.Data("covariates", design.covariates), beta)
             # The patients of known outcome only; the others keep their effects, informed by
             # their scans and labs alone.
+            # Its shape is the known patients' (not the length of its dimension, which is named
+            # ``patient`` or ``outcome_patient``): one graph whether or not some are unknown.
             known = design.known_patients
+            logit_known = logit_p[pm.Data("known_patients", known)]
             pm.Bernoulli(
                 "died_obs",
-                logit_p=logit_p[known],
-                observed=design.died[known].astype(np.int64),
+                logit_p=logit_known,
+                observed=pm.Data("died_known", design.died[known].astype(np.int64)),
+                shape=logit_known.shape,
                 dims=design.outcome_dim,
             )
             # The combined association effect, a derived quantity only (not in the log-density):
@@ -586,7 +612,7 @@ def build_joint(design: Design, *, fused: bool = True) -> pm.Model:
     return model
 
 
-def _predictor(curves, effects, loading, data: dict[str, np.ndarray], split: int, fused: bool) -> list:
+def _predictor(curves, effects, loading, data: dict[str, Any], split: Any, fused: bool) -> list:
     """The linear predictors of the CT scores (the first ``split``) and of the lab values.
 
     Observation j: ``offset + curves[curve_idx] + loading[loading_idx] (effects[a_idx] +
@@ -698,25 +724,27 @@ def lab_marginal_logp(resid, groups, noise_sd, specific_sd):
     Works on pytensor tensors (the unfused graph) and on numpy arrays (LOO) alike.
     """
     gid, lab_of_group, _, n = groups
-    G = len(n)
     if isinstance(resid, np.ndarray):
+        G = len(n)
         s1 = np.bincount(gid, weights=resid, minlength=G)
         s2 = np.bincount(gid, weights=resid**2, minlength=G)
         log = np.log
     else:
+        G = n.shape[0]
         s1 = pt.inc_subtensor(pt.zeros(G)[gid], resid)
         s2 = pt.inc_subtensor(pt.zeros(G)[gid], resid**2)
         log = pt.log
     return cs_normal_logpdf(n, s1, s2, noise_sd[lab_of_group], specific_sd[lab_of_group], log=log)
 
 
-def _sd_dist(spec: ModelSpec, pname: str, scale: np.ndarray):
+def _sd_dist(spec: ModelSpec, pname: str, scale, n: int):
+    """The SD prior of an ``n``-dimensional LKJ-Cholesky covariance (``scale`` may be model data)."""
     p = spec.prior(pname)
     params = dict(p.params)
     if p.dist != "HalfNormal":
         return prior_dist(spec, pname, scale=scale)
-    sigma = params.get("sigma", 1.0) * (scale if p.marker_scaled else np.ones_like(scale))
-    return pm.HalfNormal.dist(sigma=sigma, shape=len(scale))
+    sigma = params.get("sigma", 1.0) * (scale if p.marker_scaled else 1.0)
+    return pm.HalfNormal.dist(sigma=sigma, shape=n)
 
 
 def build_scan_logistic(design: Design) -> pm.Model:
@@ -751,8 +779,9 @@ def build_scan_logistic(design: Design) -> pm.Model:
         a0 = prior_var(spec, "mort_intercept")
         beta = prior_var(spec, "mort_beta", dims="term")
         pm.Deterministic("coef_per_unit", beta / scan_term_scaling(spec)[1], dims="term")
-        logit_p = a0 + pt.dot(X, beta)
+        logit_p = a0 + pt.dot(pm.Data("scan_terms", X), beta)
         # log Bernoulli(died | expit(logit_p)) = -log(1 + exp(-sign * logit_p))
+        weight, sign = pm.Data("scan_weight", weight), pm.Data("scan_sign", sign)
         pm.Potential("died_weighted_loglik", -weight * pt.log1pexp(-sign * logit_p), dims="scan")
     return model
 

@@ -362,7 +362,7 @@ class JointModel:
         (nutpie) sends a progress line to ``notify`` every :data:`PROGRESS_EVERY` seconds
         instead, for a log or a pipe; ``False`` neither. ``notify`` (e.g. a print to stderr)
         is also told, before nutpie compiles, when the compile cache has no record of this
-        model and cohort: "compiling the model (first fit of this cohort)…".
+        model: "compiling the model (first fit of this model)…".
 
         ``extend``: when ``draws`` is not given (the spec's draws) and the fit misses only gates
         that more draws can close (ESS short, R-hat narrowly; :func:`~bayesct.modeling.diagnostics.extended_draws`),
@@ -383,9 +383,9 @@ class JointModel:
         if sampler == "nutpie":
             from bayesct.modeling.nutpie_cache import enabled, is_cached, model_key
 
-            key = model_key(design)
+            key = model_key(model)
             if notify is not None and not is_cached(key):
-                why = "first fit of this cohort" if enabled() else "the compile cache is off"
+                why = "first fit of this model" if enabled() else "the compile cache is off"
                 notify(f"compiling the model ({why})…")
         tree, diag = self._sample_and_judge(
             model, settings, sampler, seed, progress, n_cores, key, notify, t0
@@ -477,8 +477,8 @@ def _sample(
 
         nutpie = import_nutpie()
 
-        # compile_model folds the data into the graph (nutpie's freeze_model) and caches the
-        # compilation on disk, so only the first fit of a model and cohort pays for it.
+        # One compiled program per model, the cohort's data its inputs, cached on disk: only
+        # the first fit of a model on a machine compiles, whatever the cohort.
         compiled = compile_model(model, compile_key, unjittered=UNJITTERED_START)
         # Variance-based mass matrix (Stan's estimator) rather than nutpie's gradient-based
         # default: on the joint spec it takes about twice the leapfrog steps per draw but gives

@@ -460,25 +460,20 @@ def zone_sum_logit(eta: Any, cutpoints: Any, counts: Any, n_zones: int) -> Any:
     return ZoneSumLogit(n_zones).make_node(eta, cutpoints, counts).outputs[0]
 
 
-def lab_marginal(eta: Any, noise_sd: Any, specific_sd: Any, value: np.ndarray, groups: tuple) -> Any:
+def lab_marginal(
+    eta: Any, noise_sd: Any, specific_sd: Any, value: Any, groups: tuple, pairs: tuple | None = None
+) -> Any:
     """Total lab log-density (a PyTensor scalar) through the fused kernel.
 
     ``groups`` is :func:`~bayesct.modeling.builders.labs_groups`'s (group id per value,
-    lab per group, patient per group, size per group).
+    lab per group, patient per group, size per group); ``pairs`` is
+    :func:`lab_size_pairs` of them (computed here when not given; give it, with ``value``
+    and the group ids, as data tensors to keep the cohort out of the graph).
     """
-    pair_of_group, pair_lab, pair_n, _ = lab_size_pairs(groups)
+    pair_of_group, pair_lab, pair_n, _ = lab_size_pairs(groups) if pairs is None else pairs
     return (
         LabMarginal()
-        .make_node(
-            eta,
-            noise_sd,
-            specific_sd,
-            np.asarray(value, dtype=float),
-            np.asarray(groups[0], dtype=np.int64),
-            pair_of_group,
-            pair_lab,
-            pair_n,
-        )
+        .make_node(eta, noise_sd, specific_sd, value, groups[0], pair_of_group, pair_lab, pair_n)
         .outputs[0]
     )
 
@@ -553,7 +548,6 @@ def predictor_kernel(
 @numba.njit(cache=True, error_model="numpy")
 def predictor_grad_kernel(
     g_eta: np.ndarray,
-    offset: int,
     n_curves: int,
     effects: np.ndarray,
     loading: np.ndarray,
@@ -563,16 +557,15 @@ def predictor_grad_kernel(
     b_idx: np.ndarray,
     time: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gradient of sum(g_eta * eta[offset:offset + len(g_eta)]) in ``curves``, ``effects`` and ``loading``.
+    """The gradient of sum(g_eta * eta) in ``curves``, ``effects`` and ``loading``.
 
     (``eta`` as in :func:`predictor_kernel`.)
     """
     d_curves = np.zeros(n_curves)
     d_effects = np.zeros(effects.shape[0])
     d_loading = np.zeros(loading.shape[0])
-    for i in range(g_eta.shape[0]):
-        g = g_eta[i]
-        j = offset + i
+    for j in range(g_eta.shape[0]):
+        g = g_eta[j]
         k, a, b = loading_idx[j], a_idx[j], b_idx[j]
         d_curves[curve_idx[j]] += g
         gl = g * loading[k]
@@ -596,55 +589,39 @@ class LinearPredictor(Op):
     The trajectories of every marker in one node, in place of a gather, product and sum
     per term and a scatter-add per term in the gradient. Inputs: ``curves`` (flat),
     ``effects`` (flat), ``loading``, then the data ``offset``, ``curve_idx``,
-    ``loading_idx``, ``a_idx``, ``b_idx``, ``time``. The output is split at ``split``
-    into two vectors (the CT scores' and the labs' predictors).
+    ``loading_idx``, ``a_idx``, ``b_idx``, ``time``; the output is every observation's
+    predictor. Sizes are read from the inputs: one compiled node serves any cohort.
     """
 
-    __props__ = ("split",)
-
-    def __init__(self, split: int) -> None:
-        self.split = int(split)
+    __props__ = ()
 
     def make_node(self, curves: Any, effects: Any, loading: Any, *data: Any) -> Apply:  # type: ignore[override]
         params = [pt.as_tensor_variable(x, dtype="float64") for x in (curves, effects, loading)]
-        return Apply(self, [*params, *_predictor_data(data)], [pt.dvector(), pt.dvector()])
+        return Apply(self, [*params, *_predictor_data(data)], [pt.dvector()])
 
     def perform(self, node: Apply, inputs: Sequence[Any], output_storage: Sequence[Any]) -> None:
-        eta = predictor_kernel(*inputs)
-        output_storage[0][0] = eta[: self.split].copy()
-        output_storage[1][0] = eta[self.split :].copy()
+        output_storage[0][0] = predictor_kernel(*inputs)
+
+    def infer_shape(self, node: Apply, shapes: list) -> list:
+        return [shapes[3]]
 
     def connection_pattern(self, node: Apply) -> list[list[bool]]:
-        return [[True, True]] * 3 + [[False, False]] * 6
+        return [[True]] * 3 + [[False]] * 6
 
     def pullback(self, inputs: Sequence[Any], outputs: Sequence[Any], output_grads: Sequence[Any]) -> list:
-        from pytensor.gradient import DisconnectedType
-
         curves, effects, loading, *data = inputs
-        # PyMC takes each likelihood term's gradient through its own copy of this node, so
-        # usually one of the two outputs is disconnected: only the other part is looped over.
-        connected = [not isinstance(g.type, DisconnectedType) for g in output_grads]
-        if all(connected):
-            g, offset = pt.concatenate(output_grads), 0
-        elif connected[0]:
-            g, offset = output_grads[0], 0
-        else:
-            g, offset = output_grads[1], self.split
-        grads = LinearPredictorGrad(offset).make_node(g, curves, effects, loading, *data[1:]).outputs
+        grads = LinearPredictorGrad().make_node(output_grads[0], curves, effects, loading, *data[1:]).outputs
         return list(grads) + [disconnected_type() for _ in data]
 
 
 class LinearPredictorGrad(Op):
-    """The gradient of :class:`LinearPredictor` from the gradient ``g`` of observations ``offset`` onwards.
+    """The gradient of :class:`LinearPredictor` from the gradient ``g`` of its output.
 
-    Inputs: ``g``, the parameters, the index data (all observations); outputs the
-    gradients in ``curves``, ``effects`` and ``loading``.
+    Inputs: ``g``, the parameters, the index data; outputs the gradients in ``curves``,
+    ``effects`` and ``loading``.
     """
 
-    __props__ = ("offset",)
-
-    def __init__(self, offset: int) -> None:
-        self.offset = int(offset)
+    __props__ = ()
 
     def make_node(self, g: Any, curves: Any, effects: Any, loading: Any, *data: Any) -> Apply:  # type: ignore[override]
         vecs = [pt.as_tensor_variable(x, dtype="float64") for x in (g, curves, effects, loading)]
@@ -653,43 +630,34 @@ class LinearPredictorGrad(Op):
 
     def perform(self, node: Apply, inputs: Sequence[Any], output_storage: Sequence[Any]) -> None:
         g, curves, effects, loading, *data = inputs
-        outs = predictor_grad_kernel(g, self.offset, curves.shape[0], effects, loading, *data)
+        outs = predictor_grad_kernel(g, curves.shape[0], effects, loading, *data)
         for store, out in zip(output_storage, outs, strict=True):
             store[0] = out
 
 
-def linear_predictor(
-    curves: Any, effects: Any, loading: Any, data: dict[str, np.ndarray], split: int
-) -> list:
-    """The two predictor vectors of :class:`LinearPredictor` (``data`` keyed by its data input names)."""
-    eta_a, eta_b = (
-        LinearPredictor(split)
-        .make_node(curves, effects, loading, *(data[k] for k in _PREDICTOR_DATA))
-        .outputs
-    )
-    return [eta_a, eta_b]
+def linear_predictor(curves: Any, effects: Any, loading: Any, data: dict[str, Any], split: Any) -> list:
+    """The predictors of :class:`LinearPredictor` (``data`` keyed by its data input names), split at
+    ``split`` (an integer or a symbolic scalar) into the CT scores' and the labs'."""
+    node = LinearPredictor().make_node(curves, effects, loading, *(data[k] for k in _PREDICTOR_DATA))
+    eta: Any = node.outputs[0]
+    return [eta[:split], eta[split:]]
 
 
 @numba_basic.register_funcify_and_cache_key(LinearPredictor)
 def _numba_linear_predictor(op: LinearPredictor, node: Apply | None = None, **kwargs: Any) -> tuple:
-    split = op.split
-
     @numba_basic.numba_njit
     def linear_predictor(curves, effects, loading, offset, curve_idx, loading_idx, a_idx, b_idx, time):
-        eta = predictor_kernel(curves, effects, loading, offset, curve_idx, loading_idx, a_idx, b_idx, time)
-        return eta[:split].copy(), eta[split:].copy()
+        return predictor_kernel(curves, effects, loading, offset, curve_idx, loading_idx, a_idx, b_idx, time)
 
     return linear_predictor, _source_key(op)
 
 
 @numba_basic.register_funcify_and_cache_key(LinearPredictorGrad)
 def _numba_linear_predictor_grad(op: LinearPredictorGrad, node: Apply | None = None, **kwargs: Any) -> tuple:
-    offset = op.offset
-
     @numba_basic.numba_njit
     def linear_predictor_grad(g, curves, effects, loading, curve_idx, loading_idx, a_idx, b_idx, time):
         return predictor_grad_kernel(
-            g, offset, curves.shape[0], effects, loading, curve_idx, loading_idx, a_idx, b_idx, time
+            g, curves.shape[0], effects, loading, curve_idx, loading_idx, a_idx, b_idx, time
         )
 
     return linear_predictor_grad, _source_key(op)
