@@ -29,7 +29,19 @@ def default_csv(tmp_path_factory):
 
 
 def test_every_subcommand_has_help(capsys):
-    for sub in ["simulate", "validate", "classical", "fit", "priors", "prior-check", "check", "sensitivity", "compare", "risk", "demo"]:
+    for sub in [
+        "simulate",
+        "validate",
+        "classical",
+        "fit",
+        "priors",
+        "prior-check",
+        "check",
+        "sensitivity",
+        "compare",
+        "risk",
+        "demo",
+    ]:
         with pytest.raises(SystemExit) as exc:
             main([sub, "--help"])
         assert exc.value.code == 0

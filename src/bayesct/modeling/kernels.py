@@ -301,6 +301,13 @@ def lab_marginal_kernel(
     return total, d_eta, d_noise, d_specific
 
 
+def _indices(x: Any) -> Any:
+    """An integer data input as it comes (PyMC keeps model data as int32; the kernels loop over either
+    width, so no cast copies the data at each evaluation); anything else as int64."""
+    x = pt.as_tensor_variable(x)
+    return x if x.dtype in ("int32", "int64") else pt.cast(x, "int64")
+
+
 def _source_key(op: Op) -> str:
     """A numba cache key for an Op of this module: its class, its props and this file's source."""
     src = Path(__file__).read_bytes()
@@ -331,7 +338,7 @@ class _PerCountOp(Op):
     def make_node(self, eta: Any, param: Any, counts: Any) -> Apply:  # type: ignore[override]
         eta = pt.as_tensor_variable(eta, dtype="float64")
         param = pt.as_tensor_variable(param, dtype="float64")
-        counts = pt.as_tensor_variable(counts, dtype="int64")
+        counts = _indices(counts)
         if eta.ndim != 1 or param.ndim != self.param_ndim or counts.ndim != 1:
             kind = "a scalar" if self.param_ndim == 0 else "a vector"
             raise TypeError(
@@ -405,9 +412,9 @@ class LabMarginal(Op):
         value, group, pair_of_group, pair_lab, pair_n = data
         data_vars = [
             pt.as_tensor_variable(value, dtype="float64"),
-            pt.as_tensor_variable(group, dtype="int64"),
-            pt.as_tensor_variable(pair_of_group, dtype="int64"),
-            pt.as_tensor_variable(pair_lab, dtype="int64"),
+            _indices(group),
+            _indices(pair_of_group),
+            _indices(pair_lab),
             pt.as_tensor_variable(pair_n, dtype="float64"),
         ]
         outputs = [pt.dscalar(), eta.type(), noise_sd.type(), specific_sd.type()]
@@ -580,7 +587,10 @@ _PREDICTOR_DTYPES = ("float64", "int64", "int64", "int64", "int64", "float64")
 
 
 def _predictor_data(data: Any) -> list:
-    return [pt.as_tensor_variable(x, dtype=dt) for x, dt in zip(data, _PREDICTOR_DTYPES, strict=True)]
+    return [
+        _indices(x) if dt == "int64" else pt.as_tensor_variable(x, dtype=dt)
+        for x, dt in zip(data, _PREDICTOR_DTYPES, strict=True)
+    ]
 
 
 class LinearPredictor(Op):

@@ -54,7 +54,7 @@ from numba.core.errors import NumbaWarning
 from numba.core.sigutils import normalize_signature
 from numba.extending import intrinsic
 
-_KEY_VERSION = "4"  # 4: one program per model, the data as inputs
+_KEY_VERSION = "5"  # 4: one program per model, the data as inputs; 5: int32 data
 _LOCK = threading.Lock()
 _recorded: dict[str, str] | None = None  # callback name -> graph key, while compiling
 
@@ -207,7 +207,7 @@ def _logp_callback(inner: Any) -> Any:
             return -1
         try:
             fdata = numba.carray(_void_pointer(meta[0]), (meta[1],), np.float64)
-            idata = numba.carray(_void_pointer(meta[2]), (meta[3],), np.int64)
+            idata = numba.carray(_void_pointer(meta[2]), (meta[3],), np.int32)
             x = numba.carray(x_, (dim,))
             out = numba.carray(out_, (dim,))
             logp = numba.carray(logp_, ())
@@ -234,7 +234,7 @@ def _expand_callback(inner: Any) -> Any:
             return -1
         try:
             fdata = numba.carray(_void_pointer(meta[0]), (meta[1],), np.float64)
-            idata = numba.carray(_void_pointer(meta[2]), (meta[3],), np.int64)
+            idata = numba.carray(_void_pointer(meta[2]), (meta[3],), np.int32)
             x = numba.carray(x_, (dim,))
             out = numba.carray(out_, (expanded,))
             (values,) = inner(x, fdata, idata)
@@ -294,7 +294,7 @@ class Program:
     """A model's log-density and expansion, compiled once, with the cohort's data as inputs.
 
     The sampled point ``x`` and two buffers enter the compiled functions: ``fdata`` (every
-    float model datum, flattened) and ``idata`` (a header, then every integer datum and
+    float model datum, flattened) and ``idata`` (int32: a header, then every integer datum and
     dimension length). The header holds, for each sampled variable and then each datum
     (``inputs``), its offset in ``x`` or in its buffer and its shape, so that sizes are read
     at run time: one program serves cohorts of any size.
@@ -324,7 +324,9 @@ class Program:
             sizes[kind] += value.size
             (floats if kind == "f" else ints).append(value.ravel())
         fdata = np.concatenate([np.zeros(0), *floats]).astype(np.float64)
-        idata = np.concatenate([np.asarray(header, dtype=np.int64), *ints]).astype(np.int64)
+        if max([sizes["i"], sizes["f"], *header], default=0) >= 2**31:
+            raise ValueError("a cohort too large for 32-bit data offsets")
+        idata = np.concatenate([np.asarray(header, dtype=np.int64), *ints]).astype(np.int32)
         return np.ascontiguousarray(fdata), np.ascontiguousarray(idata)
 
 
@@ -364,7 +366,7 @@ def _program_graphs(model: Any) -> tuple[list[Any], list[Any], tuple, tuple]:
         raise ValueError(f"model data need unique names, got {names}")
     shared.sort(key=lambda v: str(v.name))
 
-    x, fdata, idata = pt.dvector("x"), pt.dvector("fdata"), pt.lvector("idata")
+    x, fdata, idata = pt.dvector("x"), pt.dvector("fdata"), pt.ivector("idata")
     pos = 0
     replace: dict[Any, Any] = {}
 
@@ -387,6 +389,8 @@ def _program_graphs(model: Any) -> tuple[list[Any], list[Any], tuple, tuple]:
     inputs = []
     for v in shared:
         kind = "f" if v.dtype.startswith("float") else "i"
+        # idata is int32, as PyMC keeps integer model data: their segments need no cast (a copy
+        # at every evaluation); dimension lengths (int64 scalars) and floats (float64) cast freely.
         replace[v] = segment(fdata if kind == "f" else idata, v.ndim).astype(v.dtype)
         inputs.append((v.name, kind, v.ndim))
     outputs = graph_replace(outputs, replace, strict=False)
