@@ -56,7 +56,7 @@ def main() -> None:
         f"# Small cohorts with the spec's default settings ({args.model})\n\n"
         f"`python benchmarks/small_cohorts.py --patients {args.patients} --seeds {args.seeds} "
         f"--model {args.model} --generators {args.generators}` ({time.strftime('%Y-%m-%d')}, 2-core machine, "
-        "wall time includes each new cohort's compile).\n\n"
+        "wall time includes the model's compile where this machine had not compiled it).\n\n"
         "| generator | seed | patients | first run | final draws | final gates | R-hat | bulk ESS | tail ESS | wall s |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
     )

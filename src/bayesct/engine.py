@@ -39,6 +39,7 @@ def client(scheduler: str | None = None, n_tasks: int = 1, workers: int | None =
 
     if scheduler:
         c = Client(scheduler)
+        c.run(_quiet_worker)
         try:
             yield c
         finally:
@@ -53,11 +54,20 @@ def client(scheduler: str | None = None, n_tasks: int = 1, workers: int | None =
         silence_logs=40,
     )
     c = Client(cluster)
+    c.run(_quiet_worker)
     try:
         yield c
     finally:
         c.close()
         cluster.close()
+
+
+def _quiet_worker() -> None:
+    """In a worker: PyTensor's notice that it found no BLAS (its C backend; bayesct samples with
+    numba) is not printed once per worker, as the command itself does not print it."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
 
 
 def chunks(n: int, k: int) -> list[list[int]]:

@@ -508,7 +508,11 @@ def _sample(
         # All chains in one XLA program: one accelerator (or one CPU device) runs them together
         # instead of one after another.
         extra = {"initvals": points, "nuts": {"chain_method": "vectorized", "jitter": False}}
-    with model, warnings.catch_warnings():
+    import pytensor
+
+    # As for nutpie (nutpie_cache.compile_model): without numba's fast-math a fresh and a cached
+    # build of the graph agree bit for bit, so the first fit of a cohort draws what later fits draw.
+    with model, warnings.catch_warnings(), pytensor.config.change_flags(numba__fastmath=False):
         warnings.simplefilter("ignore", UserWarning)
         return pm.sample(
             draws=draws,
