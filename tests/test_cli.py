@@ -335,3 +335,11 @@ def test_sensitivity_refits_a_saved_fit_with_scaled_priors(tmp_path, capsys):
     assert set(table["priors"]) == {"as fitted", "x0.25", "x4"}
     assert not list(tmp_path.glob(".*.tmp"))
     assert main(["sensitivity", str(tmp_path / "nowhere")]) != 0
+
+
+def test_sensitivity_refuses_bad_factors_with_a_message(tmp_path, capsys):
+    for bad in ("0,2", "x", "-1", ""):
+        with pytest.raises(SystemExit) as exc:
+            main(["sensitivity", str(tmp_path), "--factors", bad])
+        assert exc.value.code == 2
+        assert "positive factors like 0.5,2" in capsys.readouterr().err
