@@ -62,6 +62,22 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _engine_args(p: argparse.ArgumentParser, *, in_process: str) -> None:
+    """``--scheduler`` and ``--workers``: where a command's refits run (``bayesct.engine``)."""
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the refits on a running dask scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(default: a local cluster, one worker per core)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help=f"local worker processes for the refits (default one per core; 1: {in_process})",
+    )
+
+
 def _factors(text: str) -> tuple[float, ...]:
     try:
         out = tuple(float(x) for x in text.split(",") if x.strip())
@@ -970,18 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated factors on the mortality priors' SDs (default 0.5,2)",
     )
     p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed of the risk draws (default 0)")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run the refits on a running dask scheduler, e.g. tcp://10.0.0.5:8786 "
-        "(default: a local cluster, one worker per core)",
-    )
-    p.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=None,
-        help="local worker processes for the refits (default one per core; 1: in this process)",
-    )
+    _engine_args(p, in_process="in this process")
     p.add_argument("--out", default=None, help="CSV file for the refits' table")
     p.set_defaults(func=cmd_sensitivity)
 
@@ -1005,18 +1010,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="PSIS only: do not refit the model without each patient of Pareto k > 0.7",
     )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run the refits on a running dask scheduler, e.g. tcp://10.0.0.5:8786 "
-        "(default: a local cluster, one worker per core)",
-    )
-    p.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=None,
-        help="local worker processes for the refits (default one per core; 1: one refit after another)",
-    )
+    _engine_args(p, in_process="one refit after another")
     p.add_argument("--out", default=None, help="CSV file for the comparison table")
     p.set_defaults(func=cmd_compare)
 

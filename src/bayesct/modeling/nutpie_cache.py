@@ -178,9 +178,8 @@ def _load_callback(py_func: Any, sig: Any, key: str) -> Any:
 #: ``expand(dim, n_expanded, x, out, user_data)``, both returning 0 on success.
 _LOGP_SIG = "int64(uint64, CPointer(float64), CPointer(float64), CPointer(float64), voidptr)"
 _EXPAND_SIG = "int64(uint64, uint64, CPointer(float64), CPointer(float64), voidptr)"
-#: ``user_data`` of both callbacks: the addresses and sizes of the float and integer buffers,
-#: the number of sampled coordinates and of traced values.
-_META = ("fdata", "fsize", "idata", "isize", "n_dim", "n_expanded")
+# ``user_data`` of both callbacks is six uint64: the address and size of ``fdata``, the address
+# and size of ``idata``, the number of sampled coordinates and of traced values (compile_model).
 
 
 @intrinsic
@@ -300,7 +299,6 @@ class Program:
     at run time: one program serves cohorts of any size.
     """
 
-    key: str
     logp: Any  # the C callbacks (numba ``CFunc``)
     expand: Any
     inputs: tuple[tuple[str, str, int], ...]  # (name, "f" or "i", ndim), in buffer order
@@ -413,7 +411,7 @@ def _compile_program(model: Any, key: str, cache: bool) -> Program:
         expand_c = numba.cfunc(_EXPAND_SIG, cache=cache)(_expand_callback(expand_fn.vm.jit_fn))
         logp_c.compile()
         expand_c.compile()
-    program = Program(key, logp_c, expand_c, layout, free)
+    program = Program(logp_c, expand_c, layout, free)
     if cache and {"logp_numba", "expand_numba"} <= keys.keys():
         record = {
             "logp_key": keys["logp_numba"],
@@ -439,7 +437,7 @@ def _load_program(key: str) -> Program | None:
         return None
     if logp is None or expand is None:
         return None
-    return Program(key, logp, expand, inputs, free)
+    return Program(logp, expand, inputs, free)
 
 
 def _record_path(key: str) -> Path:
